@@ -20,6 +20,7 @@ _REGISTRY = {}
 
 #: Every module that registers methods. Add new method modules here.
 METHOD_MODULES = [
+    "cs_bench.baselines.linear",
     "cs_bench.baselines.wavelet_ista",
     "cs_bench.baselines.tval3",
     "cs_bench.baselines.damp",

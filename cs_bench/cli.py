@@ -1,0 +1,224 @@
+"""The ``cs-bench`` command line.
+
+Every user error is answered with one line on stderr and a non-zero exit code; ``--debug``
+shows the traceback instead.
+"""
+
+import argparse
+import sys
+
+from . import __version__
+from .errors import CSBenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line (and exit code 2)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _split(text, what):
+    items = [t.strip() for t in str(text).split(",")]
+    if not text or any(not t for t in items):
+        raise CSBenchError(f"malformed {what} list '{text}': give comma-separated values, e.g. "
+                           + ("ista-wavelet,fista-wavelet" if what == "method" else "0.1,0.25"))
+    return items
+
+
+def _parse_params(specs, methods):
+    from .registry import parse_param
+
+    out = {}
+    for spec in specs or []:
+        if "=" not in spec or "." not in spec.split("=", 1)[0]:
+            raise CSBenchError(f"malformed --param '{spec}': use METHOD.NAME=VALUE, "
+                               "e.g. ista-wavelet.iters=50")
+        lhs, value = spec.split("=", 1)
+        method, key = lhs.rsplit(".", 1)
+        if method not in methods:
+            raise CSBenchError(f"--param '{spec}' names method '{method}', which is not in --methods")
+        out.setdefault(method, {})[key] = parse_param(method, key, value)
+    return out
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_list(args):
+    from .registry import list_methods, method_class
+
+    rows = []
+    for name in list_methods(args.family):
+        cls = method_class(name)
+        rows.append((name, cls.family, "/".join(cls.scopes), cls.summary))
+    width = max((len(r[0]) for r in rows), default=10)
+    for name, fam, scopes, summ in rows:
+        print(f"{name:<{width}}  {fam:<9}  {scopes:<11}  {summ}")
+    return 0
+
+
+def cmd_run(args):
+    from .export import check_writable, markdown_table, write_csv, write_markdown
+    from .runner import run
+    from .sensing import check_ratio
+
+    methods = _split(args.methods, "method")
+    from .registry import method_class
+
+    for m in methods:
+        method_class(m)  # unknown names fail before any work
+    ratios = [check_ratio(r) for r in _split(args.ratios, "ratio")]
+    noise = [float(_num(s, "noise")) for s in _split(args.noise, "noise")]
+    for path in (args.out, args.markdown):
+        if path:
+            check_writable(path)
+    images = _split(args.images, "image") if args.images else None
+    df = run(methods, args.dataset, ratios, noise=noise, jobs=args.jobs, data_dir=args.data_dir,
+             scope=args.scope, params=_parse_params(args.param, methods), phi_path=args.phi,
+             phi_seed=args.phi_seed, noise_seed=args.noise_seed, padding=args.padding,
+             images=images, cache=not args.no_cache, progress=not args.quiet)
+    if args.out:
+        write_csv(df, args.out)
+    if args.markdown:
+        write_markdown(df, args.markdown, title=f"cs-bench results: {args.dataset}")
+    print(markdown_table(df), end="")
+    failed = int(df["error"].notna().sum())
+    if failed:
+        first = df.loc[df["error"].notna()].iloc[0]
+        print(f"cs-bench: {failed} of {len(df)} reconstructions failed; first: {first['method']} "
+              f"on {first['image']}: {first['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _num(text, what):
+    try:
+        return float(text)
+    except ValueError:
+        raise CSBenchError(f"{what} '{text}' is not a number") from None
+
+
+def cmd_data(args):
+    from . import data
+
+    if args.action == "list":
+        for ds in data.DATASETS.values():
+            n = len(data.SKIMAGE_IMAGES) if ds.name == "skimage" else len(data.files(ds.name))
+            print(f"{ds.name:<8} {ds.role:<5} {n:>3} images  {ds.description}")
+        return 0
+    if args.action == "path":
+        from .config import data_dirs
+
+        for p in data_dirs(args.data_dir):
+            print(f"{p}{'' if p.exists() else '  (missing)'}")
+        return 0
+    if not args.name:
+        raise CSBenchError(f"'cs-bench data {args.action}' needs a dataset name; valid: "
+                           + ", ".join(data.DATASETS))
+    refs = data.image_refs(args.name, args.data_dir, download=args.action == "fetch")
+    print(f"{args.name}: {len(refs)} images {'fetched and ' if args.action == 'fetch' else ''}"
+          "verified (sha256)")
+    return 0
+
+
+def cmd_cache(args):
+    import shutil
+
+    from .config import cache_dir
+
+    runs = cache_dir() / "runs"
+    if args.action == "path":
+        print(runs)
+    else:
+        shutil.rmtree(runs, ignore_errors=True)
+        print(f"removed {runs}")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser():
+    p = _Parser(prog="cs-bench", description="Block compressive-sensing benchmark.")
+    p.add_argument("--version", action="version", version=f"cs-bench {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("list", help="list the registered methods")
+    s.add_argument("--family", choices=["classical", "learned"])
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("run", help="run methods on a dataset at several ratios")
+    s.add_argument("--methods", required=True, help="comma-separated method names (cs-bench list)")
+    s.add_argument("--ratios", default="0.1,0.25", help="comma-separated ratios in (0, 1]")
+    s.add_argument("--dataset", default="skimage", help="set11, t91, set5, set14, bsd100, skimage, "
+                   "or a folder of images (default: skimage, offline)")
+    s.add_argument("--data-dir", help="folder holding Set11/, T91/ ... (else $CS_BENCH_DATA, cache)")
+    s.add_argument("--images", help="comma-separated subset of image names")
+    s.add_argument("--noise", default="0", help="measurement noise sigma(s) on the [0,1] scale")
+    s.add_argument("--noise-seed", type=int, default=0)
+    s.add_argument("--phi", help="your own Phi: .npy or .mat (key 'phi'), shape M x 1089")
+    s.add_argument("--phi-seed", type=int, default=0, help="seed of the Gaussian Phi (default 0)")
+    s.add_argument("--scope", choices=["block", "image"], help="force a scope for every method")
+    s.add_argument("--padding", choices=["paper", "minimal"], default="paper",
+                   help="paper: +33-(size mod 33) as ISTA-Net/ReconNet; minimal: next multiple")
+    s.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
+                   help="set a method parameter (repeatable)")
+    s.add_argument("--jobs", type=int, default=1, help="parallel image jobs (joblib)")
+    s.add_argument("--out", help="write the long-format CSV here")
+    s.add_argument("--markdown", help="write the Markdown summary here")
+    s.add_argument("--no-cache", action="store_true", help="recompute everything")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("data", help="list, fetch, verify datasets; show data paths")
+    s.add_argument("action", choices=["list", "fetch", "verify", "path"])
+    s.add_argument("name", nargs="?")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("cache", help="show or clear the result cache")
+    s.add_argument("action", choices=["path", "clear"])
+    s.set_defaults(func=cmd_cache)
+
+    for mod in ("cs_bench.learned.cli", "cs_bench.tables", "cs_bench.bench"):
+        _add_optional_commands(sub, mod)
+    return p
+
+
+def _add_optional_commands(sub, module):
+    import importlib
+
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return
+    mod.add_commands(sub)
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except CSBenchError as exc:
+        if args.debug:
+            raise
+        print(f"cs-bench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("cs-bench: interrupted; finished results are cached, run the same command again "
+              "to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"cs-bench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The benchmark runner: methods x ratios x images -> one long-format DataFrame.
+
+Each (method, params, scope, weights, image, ratio, noise, Phi) result is cached with
+``joblib.Memory`` under ``cache_dir()/runs``, so a rerun only computes what changed and an
+interrupted run resumes. A failure is recorded in the ``error`` column and never cached.
+
+>>> df = run(["ista-wavelet"], "skimage", [0.25], images=["text"], cache=False, progress=False)
+>>> df.loc[0, ["method", "image", "M"]].tolist()
+['ista-wavelet', 'text', 272]
+"""
+
+import platform
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .config import cache_dir
+from .data import ImageRef, image_folder_refs, image_refs, sha256_file
+from .errors import CSBenchError, DataError
+from .metrics import psnr, ssim
+from .problem import Problem
+from .registry import get_method
+from .sensing import check_ratio, load_phi, make_phi
+
+COLUMNS = ["method", "params", "scope", "dataset", "image", "ratio", "M", "noise_sigma",
+           "psnr", "ssim", "seconds", "device", "weights_id", "phi", "version", "error"]
+
+
+@dataclass(frozen=True)
+class PhiSpec:
+    """Which sensing matrix: the seeded Gaussian one, or a user's file."""
+
+    seed: int = 0
+    path: str = ""
+
+    @property
+    def key(self):
+        return f"file:{sha256_file(self.path)[:16]}" if self.path else f"seed:{self.seed}"
+
+    def matrix(self, ratio):
+        if self.path:
+            return _user_phi(self.path)
+        return make_phi(ratio, self.seed)
+
+
+@lru_cache(maxsize=2)
+def _user_phi(path):
+    return load_phi(path)
+
+
+def evaluate(method, ref, ratio, noise_sigma=0.0, noise_seed=0, phi=PhiSpec(), padding="paper"):
+    """Measure one image, reconstruct it with ``method`` and score it: one result row."""
+    img = ref.load()
+    Phi = phi.matrix(ratio)
+    prob = Problem.from_image(img, ratio, Phi=Phi, noise_sigma=noise_sigma,
+                              noise_seed=noise_seed, padding=padding, name=ref.name)
+    if phi.path:
+        prob.ratio = Phi.shape[0] / Phi.shape[1]
+    t0 = time.perf_counter()
+    rec = np.asarray(method.reconstruct(prob), dtype=np.float64)
+    seconds = time.perf_counter() - t0
+    if rec.shape != img.shape:
+        raise RuntimeError(f"{method.name} returned shape {rec.shape}, expected {img.shape}")
+    return {
+        "psnr": psnr(img, rec), "ssim": ssim(img, rec), "seconds": seconds,
+        "M": Phi.shape[0], "device": method.device,
+    }
+
+
+def _keyed_evaluate(method_name, scope, params_json, weights_id, code_id, image_key, ratio,
+                    noise_sigma, noise_seed, phi_key, padding, version, method, ref, phi):
+    """:func:`evaluate` with every input that defines the result spelled out as a cache key."""
+    return evaluate(method, ref, ratio, noise_sigma, noise_seed, phi, padding)
+
+
+@lru_cache(maxsize=None)
+def code_id(module_name):
+    """Hash of the source of a method's package folder and the harness core it relies on.
+
+    Part of the cache key, so editing a solver invalidates its cached results.
+    """
+    import hashlib
+    import importlib
+
+    mod = importlib.import_module(module_name)
+    folder = Path(mod.__file__).parent
+    core = Path(__file__).parent
+    h = hashlib.sha256()
+    files = sorted(folder.glob("*.py")) + [core / f for f in ("problem.py", "sensing.py",
+                                                               "blocks.py", "method.py")]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cached_evaluate(memory):
+    if memory is None:
+        return _keyed_evaluate
+    return memory.cache(_keyed_evaluate, ignore=["method", "ref", "phi"])
+
+
+def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding):
+    row = {
+        "method": method.name, "params": method.params_json(), "scope": method.scope,
+        "dataset": ref.dataset, "image": ref.name, "ratio": ratio, "noise_sigma": noise_sigma,
+        "weights_id": method.weights_id, "phi": phi.key, "version": __version__,
+        "device": method.device, "error": None,
+    }
+    try:
+        row.update(cached(method.name, method.scope, method.params_json(), method.weights_id,
+                          code_id(type(method).__module__),
+                          f"{ref.dataset}/{ref.name}/{ref.sha256}", ratio, noise_sigma,
+                          noise_seed, phi.key, padding, __version__, method, ref, phi))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except CSBenchError as exc:  # a user-caused problem (e.g. missing weights): recorded
+        row["error"] = str(exc)
+    except Exception as exc:  # a method failing on one image: recorded, never cached
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    return row
+
+
+def resolve_images(dataset, data_dir=None, images=None):
+    """The image refs of a dataset name or of a folder of images, optionally a subset."""
+    if Path(str(dataset)).is_dir() and str(dataset).lower() not in ("set11", "t91", "set5",
+                                                                     "set14", "bsd100", "skimage"):
+        refs = image_folder_refs(dataset)
+    else:
+        refs = image_refs(dataset, data_dir)
+    if images:
+        names = {r.name: r for r in refs}
+        missing = [n for n in images if n not in names]
+        if missing:
+            raise DataError(f"no image '{missing[0]}' in {dataset}; it has: {', '.join(names)}")
+        refs = [names[n] for n in images]
+    return refs
+
+
+def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_dir=None,
+        scope=None, params=None, phi_path=None, phi_seed=0, noise_seed=0, padding="paper",
+        images=None, cache=True, progress=True):
+    """Run every method on every image of ``dataset`` at every ratio; long-format DataFrame.
+
+    ``methods``: names or already-built :class:`~cs_bench.method.Method` objects.
+    ``params``: {method name: {param: value}}. ``noise``: sigma on the [0, 1] scale (or a
+    list of sigmas). ``scope``: force "block" or "image" for every method.
+    """
+    if not methods:
+        raise CSBenchError("no methods given; see 'cs-bench list'")
+    params = params or {}
+    built = [m if not isinstance(m, str) else
+             get_method(m, scope=scope, **params.get(m, {})) for m in methods]
+    ratios = [check_ratio(r) for r in ratios]
+    if not ratios:
+        raise CSBenchError("no ratios given")
+    noises = [float(s) for s in (noise if isinstance(noise, (list, tuple)) else [noise])]
+    if any(s < 0 or not np.isfinite(s) for s in noises):
+        raise CSBenchError("noise sigma must be a finite number >= 0")
+    phi = PhiSpec(seed=int(phi_seed), path=str(phi_path) if phi_path else "")
+    if phi.path:
+        Phi = phi.matrix(None)
+        ratios = [Phi.shape[0] / Phi.shape[1]]
+    refs = resolve_images(dataset, data_dir, images)
+
+    memory = None
+    if cache:
+        from joblib import Memory
+
+        memory = Memory(cache_dir() / "runs", verbose=0)
+    cached = _cached_evaluate(memory)
+    tasks = [(m, ref, r, s) for m in built for r in ratios for s in noises for ref in refs]
+
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    gen = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+        delayed(_task)(cached, m, ref, r, s, noise_seed, phi, padding) for m, ref, r, s in tasks
+    )
+    rows = []
+    with tqdm(total=len(tasks), disable=not progress, unit="img", dynamic_ncols=True) as bar:
+        for row in gen:
+            rows.append(row)
+            bar.set_postfix_str(f"{row['method']} {row['image']} r={row['ratio']:g}")
+            bar.update()
+    df = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in df.columns:
+            df[c] = None
+    df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
+    return df.sort_values(["method", "scope", "ratio", "noise_sigma", "image"],
+                          kind="stable").reset_index(drop=True)
+
+
+def environment():
+    """Where the numbers came from (for report headers)."""
+    import os
+
+    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "cs_bench": __version__}
+
+
+__all__ = ["run", "evaluate", "PhiSpec", "resolve_images", "environment", "ImageRef"]
