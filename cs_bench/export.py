@@ -3,7 +3,7 @@
 >>> import pandas as pd
 >>> df = pd.DataFrame({"method": ["a", "a"], "ratio": [0.1, 0.1], "psnr": [20.0, 22.0],
 ...                    "ssim": [0.5, 0.7], "seconds": [1.0, 3.0]})
->>> summary(df).loc[0, "psnr"]
+>>> float(summary(df).loc[0, "psnr"])
 21.0
 """
 

@@ -5,7 +5,7 @@ Colour images are reduced to Y of YCbCr (ITU-R BT.601 full range, as OpenCV's
 Y = 0.299 R + 0.587 G + 0.114 B on the 0-255 scale. Methods see pixels in [0, 1].
 
 >>> rgb = np.zeros((2, 2, 3), np.uint8); rgb[..., 0] = 255
->>> float(luminance(rgb)[0, 0])
+>>> round(float(luminance(rgb)[0, 0]), 3)
 76.245
 """
 

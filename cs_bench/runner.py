@@ -5,7 +5,7 @@ Each (method, params, scope, weights, image, ratio, noise, Phi) result is cached
 interrupted run resumes. A failure is recorded in the ``error`` column and never cached.
 
 >>> df = run(["ista-wavelet"], "skimage", [0.25], images=["text"], cache=False, progress=False)
->>> df.loc[0, ["method", "image", "M"]].tolist()
+>>> [str(df.loc[0, "method"]), str(df.loc[0, "image"]), int(df.loc[0, "M"])]
 ['ista-wavelet', 'text', 272]
 """
 

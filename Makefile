@@ -1,0 +1,47 @@
+# cs-bench: `make tables` (the main job) and `make test` (the test suite) are the README's
+# two commands; each installs what it needs first.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Benchmark images: ../shared/data when present (development, CI), else the per-user cache,
+# where cs-bench downloads and verifies them.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/SHA256SUMS),)
+export CS_BENCH_DATA ?= $(SHARED_DATA)
+endif
+
+.PHONY: install test tables bench train lint clean-cache help
+
+help:
+	@echo "make tables   regenerate the paper's tables and figures into results/"
+	@echo "make test     run the test suite"
+	@echo "make bench    speed benchmark into results/bench.md"
+	@echo "make train    train the model zoo (long; resumable)"
+	@echo "make lint     ruff"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bm3d,dev]'
+	@touch $@
+
+test: install
+	$(BIN)/python -m pytest
+
+tables: install
+	$(BIN)/cs-bench tables
+
+bench: install
+	$(BIN)/cs-bench bench
+
+train: install
+	$(BIN)/cs-bench train-zoo --tier 1 --profile cpu
+
+lint: install
+	$(BIN)/ruff check cs_bench baselines learned tests scripts
+
+clean-cache:
+	$(BIN)/cs-bench cache clear
