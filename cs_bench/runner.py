@@ -201,8 +201,19 @@ def environment():
     """Where the numbers came from (for report headers)."""
     import os
 
-    return {"machine": platform.machine(), "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version(), "cs_bench": __version__}
+    return {"machine": platform.machine(), "processor": cpu_name(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "cs_bench": __version__}
+
+
+def cpu_name():
+    """The CPU model name (from /proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 __all__ = ["run", "evaluate", "PhiSpec", "resolve_images", "environment", "ImageRef"]

@@ -1,0 +1,138 @@
+"""The paper's figures: Fig. 5 (visual comparison), Fig. 6a (symmetric constraint),
+Fig. 6b (number of feature maps) and PSNR against ratio for every method.
+
+All plots use matplotlib's Agg backend and are written atomically (temp file + rename).
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    _plt().close(fig)
+
+
+def fig5_visual(cells_df, out, dataset="set11", data_dir=None, image="Parrots", ratio=0.25):
+    """One Set11 image at 0.25 by SDA, ReconNet, ISTA-Net, FISTA-Net beside the original."""
+    from .data import image_refs
+    from .metrics import psnr
+    from .problem import Problem
+    from .registry import get_method
+
+    ref = next(r for r in image_refs(dataset, data_dir) if r.name == image)
+    img = ref.load()
+    prob = Problem.from_image(img, ratio, name=image)
+    panels = [("Original", img, None)]
+    t2 = cells_df[(cells_df.table == "table2") & np.isclose(cells_df.ratio, ratio)]
+    for label in ("SDA", "ReconNet", "ISTA-Net", "FISTA-Net"):
+        c = t2[t2.row == label].iloc[0]
+        if c.note == "not trained":
+            panels.append((f"{label}\n(not trained)", np.zeros_like(img), None))
+            continue
+        import json
+
+        rec = get_method(c.method, **json.loads(c.params)).reconstruct(prob)
+        panels.append((label, rec, psnr(img, rec)))
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.4))
+    for ax, (label, im, p) in zip(axes, panels):
+        ax.imshow(np.clip(im, 0, 1), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(label if p is None else f"{label}\n{p:.2f} dB", fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"Fig. 5: {image}, ratio {ratio:g}", fontsize=10)
+    _save(fig, Path(out) / "fig5_visual.png")
+
+
+def _bars(df, groups, series, title, path, xlabel=""):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for i, s in enumerate(series):
+        vals = [df[(df.row == g) & (df.column == s)].psnr.mean() for g in groups]
+        ax.bar(x + i * width - 0.4 + width / 2, np.nan_to_num(vals), width, label=s)
+        for xi, v in zip(x, vals):
+            if np.isnan(v):
+                ax.text(xi + i * width - 0.4 + width / 2, 0.5, "not\ntrained", ha="center",
+                        fontsize=6, rotation=90)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel("Set11 PSNR (dB)")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    finite = df.psnr.dropna()
+    if len(finite):
+        ax.set_ylim(max(0, finite.min() - 2), finite.max() + 1)
+    _save(fig, path)
+
+
+def fig6a(cells_df, out):
+    df = cells_df[cells_df.table == "fig6a"]
+    _bars(df, ["ISTA-Net", "FISTA-Net", "ISTA-Net*", "FISTA-Net*"], ["gamma=0.01", "gamma=0"],
+          "Fig. 6a: with and without the symmetric constraint (Np = 11, ratio 0.25)",
+          Path(out) / "fig6a_symmetric.png")
+
+
+def fig6b(cells_df, out):
+    df = cells_df[cells_df.table == "fig6b"]
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    nf = [int(c.split("=")[1]) for c in df.column]
+    ax.plot(nf, df.psnr, "o-")
+    for n, v in zip(nf, df.psnr):
+        if np.isnan(v):
+            ax.annotate("not trained", (n, 0), fontsize=7, rotation=90)
+    ax.set_xlabel("feature maps Nf")
+    ax.set_ylabel("Set11 PSNR (dB)")
+    ax.set_title("Fig. 6b: ISTA-Net against Nf (ratio 0.25)", fontsize=10)
+    _save(fig, Path(out) / "fig6b_nf.png")
+
+
+def psnr_vs_ratio(runs, out):
+    """Every method's mean PSNR against the ratio, from every run made for the tables."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    if not runs.empty:
+        ok = runs[runs.error.isna()]
+        for (method, params), g in ok.groupby(["method", "params"]):
+            m = g.groupby("ratio").psnr.mean()
+            if len(m) < 2:
+                continue
+            import json
+
+            w = json.loads(params).get("weights", "")
+            label = method if not w or "_t2" in w else f"{method}"
+            if "_t2" in w:
+                continue  # ablation models are shown in Fig. 6 / Tables 1 and 3
+            ax.plot(m.index, m.values, "o-", label=label, markersize=3)
+    ax.set_xlabel("sampling ratio")
+    ax.set_ylabel("Set11 mean PSNR (dB)")
+    ax.set_title("PSNR against ratio", fontsize=10)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    _save(fig, Path(out) / "psnr_vs_ratio.png")
+
+
+def write_all(cells_df, runs, out, dataset="set11", data_dir=None):
+    fig5_visual(cells_df, out, dataset, data_dir)
+    fig6a(cells_df, out)
+    fig6b(cells_df, out)
+    psnr_vs_ratio(runs, out)

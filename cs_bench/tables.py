@@ -1,0 +1,282 @@
+"""``make tables``: every table and figure of the ISTA-Net / FISTA-Net paper into results/.
+
+Each table is a list of cells (row, column, method, params, ratio, the paper's value).
+All cells are computed through :func:`cs_bench.runner.run`, so the run cache makes a second
+``make tables`` take seconds. Learned cells name a zoo model (:mod:`cs_bench.zoo`); a model
+that is not trained yet shows as "not trained" rather than a number, and the budget of the
+ones that are (epochs, device, wall time) is read from their weights' metadata.
+
+Outputs (``results/``): ``table1..4.md`` and ``.csv`` (long format: one row per cell, with
+paper, ours, difference), ``fig5_visual.png``, ``fig6a_symmetric.png``, ``fig6b_nf.png``,
+``psnr_vs_ratio.png``, and ``all_runs.csv`` (every per-image row).
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import paper
+from .export import atomic_write_text, write_csv
+from .zoo import find
+
+LEARNED_LABELS = {"ista-net": "ISTA-Net", "fista-net": "FISTA-Net", "ista-net-star": "ISTA-Net*",
+                  "fista-net-star": "FISTA-Net*", "reconnet": "ReconNet",
+                  "reconnet-enhanced": "Enhanced ReconNet", "sda": "SDA"}
+CLASSICAL = {"TVAL3": "tval3", "NLR-CS": "nlr-cs", "D-AMP": "d-amp"}
+EXTRA = {"ISTA (wavelet)": "ista-wavelet", "FISTA (wavelet)": "fista-wavelet",
+         "min-norm": "min-norm"}  # ours, not in the paper: references
+
+
+@dataclass
+class Cell:
+    table: str
+    row: str
+    column: str
+    method: str
+    ratio: float
+    paper: float = float("nan")
+    params: dict = field(default_factory=dict)
+
+    @property
+    def key(self):
+        return (self.method, json.dumps(self.params, sort_keys=True))
+
+
+def _learned(table, row, column, method, ratio, paper_value, tier=1, run_ratio=None, **kw):
+    e = find(method, ratio, tier=tier, **kw)
+    if e is None:
+        raise KeyError(f"no zoo entry for {method} {ratio} tier {tier} {kw}")
+    params = {"weights": e.name}
+    return Cell(table, row, column, method, run_ratio or ratio, paper_value, params)
+
+
+def cells():
+    """Every cell of Tables 1-4 and the figures' data."""
+    out = []
+    for label, vals in paper.TABLE1.items():
+        m = "ista-net" if label == "ISTA-Net" else "fista-net"
+        for np_, v in vals.items():
+            out.append(_learned("table1", label, f"Np={np_}", m, 0.25, v, tier=2, phases=np_))
+    for label, vals in paper.TABLE2.items():
+        for r in (0.25, 0.10):
+            if label in CLASSICAL:
+                out.append(Cell("table2", label, f"{r:g}", CLASSICAL[label], r, vals[r]))
+            else:
+                m = {v: k for k, v in LEARNED_LABELS.items()}[label]
+                out.append(_learned("table2", label, f"{r:g}", m, r, vals[r]))
+    for label, m in EXTRA.items():
+        for r in (0.25, 0.10):
+            out.append(Cell("table2", label, f"{r:g}", m, r))
+    for np_, vals in paper.TABLE3.items():
+        for label, v in vals.items():
+            m = {v: k for k, v in LEARNED_LABELS.items()}[label]
+            out.append(_learned("table3", f"Np={np_}", label, m, 0.25, v, tier=2, phases=np_))
+    for label, vals in paper.TABLE4.items():
+        for r, v in vals.items():
+            if label in CLASSICAL:
+                out.append(Cell("table4", label, f"{r:g}", CLASSICAL[label], r, v))
+            elif label == "ISTA-Net0.4":
+                out.append(_learned("table4", label, f"{r:g}", "ista-net", 0.4, v, run_ratio=r))
+            else:
+                m = {v: k for k, v in LEARNED_LABELS.items()}[label]
+                out.append(_learned("table4", label, f"{r:g}", m, r, v))
+    for m in ("ista-net", "fista-net", "ista-net-star", "fista-net-star"):  # Fig. 6a
+        for g in (0.01, 0.0):
+            out.append(_learned("fig6a", LEARNED_LABELS[m], f"gamma={g:g}", m, 0.25, float("nan"),
+                                tier=2, phases=11, gamma=g))
+    for nf in (8, 16, 32, 48, 64):  # Fig. 6b
+        out.append(_learned("fig6b", "ISTA-Net", f"Nf={nf}", "ista-net", 0.25, float("nan"),
+                            tier=2, nf=nf))
+    return out
+
+
+def _weights_budget(name):
+    """(epochs, device, wall hours, val PSNR) of a zoo model from its weights' metadata."""
+    try:
+        from .learned.weights import read_metadata
+    except ImportError:
+        return None
+    try:
+        meta = read_metadata(name)
+    except Exception:
+        return None
+    return {"epochs": meta.get("epochs_done"), "device": meta.get("device"),
+            "hours": (meta.get("wall_seconds") or 0) / 3600, "val_psnr": meta.get("val_psnr"),
+            "init_from": meta.get("init_from") or ""}
+
+
+def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True):
+    """Run every distinct (method, params) over the ratios it needs; per-image rows."""
+    from .runner import run
+
+    groups = {}
+    for c in all_cells:
+        groups.setdefault(c.key, set()).add(c.ratio)
+    frames = []
+    for i, ((method, params_json), ratios) in enumerate(sorted(groups.items())):
+        params = json.loads(params_json)
+        if "weights" in params and _weights_budget(params["weights"]) is None:
+            continue  # not trained yet: shown as such, nothing to run
+        if progress:
+            print(f"[{i + 1}/{len(groups)}] {method} {params or ''} ratios "
+                  f"{','.join(f'{r:g}' for r in sorted(ratios))}", flush=True)
+        frames.append(run([method], dataset, sorted(ratios), jobs=jobs, data_dir=data_dir,
+                          params={method: params}, progress=False))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def assemble(all_cells, runs):
+    """One row per cell: paper, ours, difference, seconds, budget."""
+    rows = []
+    for c in all_cells:
+        ours = ssim = secs = np.nan
+        note = ""
+        if not runs.empty:
+            sel = runs[(runs.method == c.method) & np.isclose(runs.ratio, c.ratio)
+                       & (runs.params.map(lambda p: _same(p, c.params)))]
+            ok = sel[sel.error.isna()]
+            if len(ok):
+                ours, ssim = ok.psnr.mean(), ok.ssim.mean()
+                secs = ok[ok.image.isin(_256)].seconds.median() if ok.image.isin(_256).any() \
+                    else ok.seconds.median()
+            if len(sel) > len(ok):
+                note = f"{len(sel) - len(ok)} failed: {sel[sel.error.notna()].error.iloc[0]}"
+        budget = _weights_budget(c.params["weights"]) if "weights" in c.params else None
+        if "weights" in c.params and budget is None:
+            note = "not trained"
+        rows.append({
+            "table": c.table, "row": c.row, "column": c.column, "method": c.method,
+            "params": json.dumps(c.params, sort_keys=True), "ratio": c.ratio,
+            "paper_psnr": c.paper, "psnr": ours, "diff": ours - c.paper, "ssim": ssim,
+            "seconds": secs,
+            "epochs": budget["epochs"] if budget else None,
+            "train_device": budget["device"] if budget else None,
+            "train_hours": budget["hours"] if budget else None,
+            "init_from": budget["init_from"] if budget else None,
+            "note": note,
+        })
+    return pd.DataFrame(rows)
+
+
+_256 = {"Monarch", "Parrots", "barbara", "boats", "cameraman", "foreman", "house", "lena256",
+        "peppers256"}
+
+
+def _same(params_json, params):
+    p = json.loads(params_json)
+    return all(p.get(k) == v for k, v in params.items())
+
+
+def _fmt(v, digits=2):
+    return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _cell_text(r):
+    if r.note == "not trained":
+        return f"not trained (paper {_fmt(r.paper_psnr)})"
+    if np.isnan(r.psnr):
+        return f"— (paper {_fmt(r.paper_psnr)})"
+    if np.isnan(r.paper_psnr):
+        return f"{r.psnr:.2f}"
+    return f"{r.psnr:.2f} ({r.paper_psnr:.2f}, {r['diff']:+.2f})"
+
+
+def table_markdown(df, title, note):
+    piv = df.assign(text=df.apply(_cell_text, axis=1)).pivot_table(
+        index="row", columns="column", values="text", aggfunc="first", sort=False)
+    piv = piv.reset_index().rename(columns={"row": ""})
+    budget = {row: _budget_text(g) for row, g in df.groupby("row", sort=False)}
+    piv["training budget"] = piv[""].map(budget)
+    if piv["training budget"].eq("").all():
+        piv = piv.drop(columns="training budget")
+    return f"# {title}\n\n{note}\n\n" + piv.to_markdown(index=False) + "\n"
+
+
+def _budget_text(g):
+    g = g.dropna(subset=["epochs"])
+    if g.empty:
+        return ""
+    e = g.iloc[0]
+    warm = f", warm start {e.init_from}" if e.init_from else ""
+    return f"{e.epochs:g} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
+
+
+def table2_markdown(df, env):
+    rows = []
+    for label in list(paper.TABLE2) + list(EXTRA):
+        g = df[df.row == label]
+        p = paper.TABLE2.get(label, {})
+        r25, r10 = g[g.column == "0.25"].iloc[0], g[g.column == "0.1"].iloc[0]
+        rows.append({"method": label, "0.25 ours": _cell_text(r25), "0.10 ours": _cell_text(r10),
+                     "s/image (ours, " + env + ")": _fmt(g.seconds.mean(), 3),
+                     "s/image (paper)": (f"{p['seconds']} ({p['device']})" if p else "—"),
+                     "training budget": _budget_text(g)})
+    return ("# Table 2: Set11 mean PSNR (dB) at ratios 0.25 and 0.10, and seconds per image\n\n"
+            "Cells: ours (paper, difference). Our seconds are the median per 256x256 Set11 image "
+            f"on {env}; the paper's times are its own hardware's, shown apart. Rows below the "
+            "paper's are our references (not in the paper).\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False) + "\n")
+
+
+TITLES = {
+    "table1": ("Table 1: ISTA-Net and FISTA-Net against the number of phases Np (ratio 0.25)",
+               "Cells: ours (paper, difference). All models of this table share one training "
+               "budget (Tier 2)."),
+    "table3": ("Table 3: loss L against L* (ISTA-Net*, FISTA-Net*), ratio 0.25",
+               "Cells: ours (paper, difference). One training budget for the whole table (Tier 2)."),
+    "table4": ("Table 4: Set11 mean PSNR (dB) at ratios 0.2-0.6",
+               "Cells: ours (paper, difference). ISTA-Net0.4 is the ratio-0.4 ISTA-Net used at "
+               "every ratio (its Phi_b and Qinit_b)."),
+}
+
+
+def write_tables(cells_df, runs, out):
+    from .runner import environment
+
+    env = environment()
+    env_text = f"{env['processor']} CPU, {env['cpus']} cores"
+    for t in ("table1", "table2", "table3", "table4"):
+        df = cells_df[cells_df.table == t]
+        if df.empty:
+            continue
+        write_csv(df, out / f"{t}.csv")
+        text = table2_markdown(df, env_text) if t == "table2" else table_markdown(df, *TITLES[t])
+        atomic_write_text(out / f"{t}.md", text)
+    if not runs.empty:
+        write_csv(runs, out / "all_runs.csv")
+
+
+def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,
+                progress=True):
+    t0 = time.perf_counter()
+    out = Path(out)
+    all_cells = cells()
+    runs = compute(all_cells, dataset, data_dir, jobs, progress)
+    cells_df = assemble(all_cells, runs)
+    write_tables(cells_df, runs, out)
+    if figures:
+        from . import figures as figs
+
+        figs.write_all(cells_df, runs, out, dataset=dataset, data_dir=data_dir)
+    if progress:
+        print(f"tables written to {out}/ in {time.perf_counter() - t0:.0f} s", flush=True)
+    return cells_df
+
+
+def add_commands(sub):
+    s = sub.add_parser("tables", help="regenerate the paper's tables and figures into results/")
+    s.add_argument("--out", default="results")
+    s.add_argument("--dataset", default="set11")
+    s.add_argument("--data-dir")
+    s.add_argument("--jobs", type=int, default=2)
+    s.add_argument("--no-figures", action="store_true")
+    s.set_defaults(func=cmd_tables)
+
+
+def cmd_tables(args):
+    make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures)
+    return 0

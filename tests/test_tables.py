@@ -1,0 +1,40 @@
+import pandas as pd
+
+from cs_bench import tables
+from cs_bench.tables import Cell
+
+
+def test_cells_cover_every_paper_number():
+    from cs_bench import paper
+
+    cells = tables.cells()
+    n_paper = sum(len(v) for v in paper.TABLE1.values()) + 2 * len(paper.TABLE2) + \
+        sum(len(v) for v in paper.TABLE3.values()) + sum(len(v) for v in paper.TABLE4.values())
+    assert sum(1 for c in cells if c.paper == c.paper) == n_paper  # every published value
+    learned = [c for c in cells if "weights" in c.params]
+    from cs_bench.zoo import entry
+
+    for c in learned:
+        entry(c.params["weights"])  # every learned cell names a zoo model
+
+
+def test_small_tables_end_to_end(tmp_path, monkeypatch):
+    small = [
+        Cell("table2", "TVAL3", "0.25", "min-norm", 0.25, 27.84),
+        Cell("table2", "TVAL3", "0.1", "min-norm", 0.10, 22.84),
+        Cell("table4", "ISTA-Net", "0.2", "ista-net", 0.2, 30.06,
+             {"weights": "ista-net_r0.2_np9_nf32"}),
+    ]
+    monkeypatch.setattr(tables.paper, "TABLE2", {"TVAL3": tables.paper.TABLE2["TVAL3"]})
+    monkeypatch.setattr(tables, "EXTRA", {})
+    monkeypatch.setattr(tables, "_weights_budget", lambda name: None)  # nothing trained
+    monkeypatch.setattr(tables, "cells", lambda: small)
+    df = tables.make_tables(tmp_path, dataset="skimage", figures=False, progress=False)
+    t2 = pd.read_csv(tmp_path / "table2.csv")
+    assert len(t2) == 2 and t2.psnr.notna().all()
+    assert (t2["diff"] - (t2.psnr - t2.paper_psnr)).abs().max() < 1e-3
+    t4 = (tmp_path / "table4.md").read_text()
+    assert "not trained (paper 30.06)" in t4
+    assert df.loc[df.table == "table4", "note"].item() == "not trained"
+    md2 = (tmp_path / "table2.md").read_text()
+    assert "35.8 (CPU)" in md2
