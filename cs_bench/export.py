@@ -11,7 +11,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 
 from .errors import CSBenchError
 
