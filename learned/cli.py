@@ -1,0 +1,236 @@
+"""The learned-method subcommands of ``cs-bench``: train, weights list, import-official,
+export-official.
+
+The main CLI calls :func:`add_commands` with its subparsers; each subcommand sets
+``func`` to a handler ``handler(args) -> int``. User errors are raised as
+:class:`~cs_bench.errors.CSBenchError` (one line).
+
+>>> import argparse
+>>> p = argparse.ArgumentParser(prog="cs-bench"); sub = p.add_subparsers(dest="command")
+>>> add_commands(sub)
+>>> a = p.parse_args(["train", "ista-net", "--ratio", "0.25", "--profile", "cpu"])
+>>> a.func.__name__, a.method, a.ratio, a.profile
+('cmd_train', 'ista-net', 0.25, 'cpu')
+"""
+
+import argparse
+import dataclasses
+
+from cs_bench.errors import CSBenchError
+
+from . import weights as wt
+from .nets import ARCH_OF
+from .runtime import DEVICES, PRECISIONS
+from .train import PROFILES, SCHEDULES, TrainConfig, parse_duration
+from .trainset import Recipe
+
+
+def add_commands(subparsers):
+    """Add ``train``, ``weights`` (``list``), ``import-official``, ``export-official``."""
+    # -- train -------------------------------------------------------------------------
+    p = subparsers.add_parser(
+        "train", help="train a learned method (writes weights usable by 'run')",
+        description="Train a learned reconstructor on T91 blocks. The 'paper' profile is the "
+                    "paper's 300 epochs (days on a CPU); 'cpu' is a 5-epoch reduced run.")
+    p.add_argument("method", choices=sorted(ARCH_OF), help="method to train")
+    p.add_argument("--ratio", type=float, required=True, help="sampling ratio, e.g. 0.25")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                   help="preset (default paper): paper = 300 epochs, constant lr, fp32; "
+                        "cpu = 5 epochs, cosine lr, bf16 where it pays off")
+    p.add_argument("--phases", type=int, help="ISTA-Net/FISTA-Net phases Np (default 9)")
+    p.add_argument("--nf", type=int, help="feature maps Nf (default 32)")
+    p.add_argument("--gamma", type=float, help="symmetry-constraint weight (default 0.01; 0 = off)")
+    p.add_argument("--loss", choices=["L", "Lstar"], help="L (Eq. 14) or L* (Eq. 15); "
+                   "default from the method (the -star methods use L*)")
+    p.add_argument("--sym-input", choices=["block", "phase_input"],
+                   help="symmetry term on the training block (paper, default) or on each "
+                        "phase's input (authors' code)")
+    p.add_argument("--sda-output", choices=["linear", "sigmoid"], help="SDA output activation")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--batch", type=int, help="batch size (default 64)")
+    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
+    p.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16 (autocast) or auto")
+    p.add_argument("--device", choices=DEVICES, help="auto (default), cpu or cuda")
+    p.add_argument("--blocks", type=int, help="training blocks (default 88912)")
+    p.add_argument("--val-blocks", type=int, help="validation blocks (default 2048)")
+    p.add_argument("--trainset-seed", type=int, help="seed of the block sampling (default 0)")
+    p.add_argument("--source", choices=["t91", "synthetic"],
+                   help="training images: t91 (default) or synthetic smooth blocks (no data "
+                        "needed; for tests and trials)")
+    p.add_argument("--phi", dest="phi_path", metavar="FILE",
+                   help="train with this Phi (.npy/.mat, M x 1089) instead of the harness's")
+    p.add_argument("--init-from", metavar="NAME", help="warm start from these weights")
+    p.add_argument("--resume", action="store_true", help="continue the run's checkpoint")
+    p.add_argument("--out", metavar="DIR", help="run folder (default <cache>/runs/NAME)")
+    p.add_argument("--name", help="weights name (default <method>_r<ratio>[_np<Np>_nf<Nf>], the zoo's)")
+    p.add_argument("--force", action="store_true", help="replace existing weights / run")
+    p.add_argument("--max-steps", type=int, help="stop after so many steps (resumable)")
+    p.add_argument("--time-budget", metavar="T", help="stop after T (e.g. 3600, 90m, 2h)")
+    p.add_argument("--checkpoint-every", type=int, help="steps between mid-epoch checkpoints")
+    p.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: one per core; 1 is "
+                   "fastest on a CPU busy with other work)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    # -- weights -----------------------------------------------------------------------
+    w = subparsers.add_parser("weights", help="list the available learned weights")
+    wsub = w.add_subparsers(dest="weights_command")
+    wl = wsub.add_parser("list", help="list shipped and user weights")
+    wl.set_defaults(func=cmd_weights_list)
+    w.set_defaults(func=cmd_weights_list)
+
+    # -- official release --------------------------------------------------------------
+    i = subparsers.add_parser(
+        "import-official", help="import an ISTA-Net-PyTorch checkpoint (authors' release)")
+    i.add_argument("--checkpoint", required=True, metavar="PKL", help="net_params_<epoch>.pkl")
+    i.add_argument("--phi", required=True, metavar="MAT", help="phi_0_<RR>_1089.mat")
+    i.add_argument("--qinit", required=True, metavar="MAT", help="Initialization_Matrix_<RR>.mat")
+    i.add_argument("--name", required=True, help="weights name to register")
+    i.add_argument("--ratio", type=float, help="ratio (default: from M)")
+    i.add_argument("--force", action="store_true", help="replace existing weights")
+    i.set_defaults(func=cmd_import_official)
+
+    e = subparsers.add_parser(
+        "export-official", help="write weights in the ISTA-Net-PyTorch layout")
+    e.add_argument("name", help="weights name")
+    e.add_argument("dir", help="output folder")
+    e.set_defaults(func=cmd_export_official)
+
+
+_CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
+             "sym_input": "sym_input", "sda_output": "out_act", "epochs": "epochs", "lr": "lr",
+             "batch": "batch", "schedule": "schedule", "seed": "seed", "precision": "precision",
+             "device": "device", "phi_path": "phi_path", "init_from": "init_from",
+             "out": "out", "name": "name", "max_steps": "max_steps",
+             "checkpoint_every": "checkpoint_every", "compile": "compile",
+             "threads": "threads"}
+
+
+def config_from_args(args):
+    """A :class:`TrainConfig` from parsed ``train`` arguments (the checkpoint's on --resume)."""
+    given = {field: getattr(args, a) for a, field in _CFG_ARGS.items()
+             if getattr(args, a, None) is not None}
+    given["force"] = bool(getattr(args, "force", False))
+    if getattr(args, "time_budget", None) is not None:
+        given["time_budget"] = parse_duration(args.time_budget)
+    recipe_kw = {k: getattr(args, a) for a, k in
+                 (("blocks", "n_blocks"), ("val_blocks", "n_val"), ("trainset_seed", "seed"),
+                  ("source", "source"))
+                 if getattr(args, a, None) is not None}
+    if args.resume:
+        probe = TrainConfig(method=args.method, ratio=args.ratio, **{
+            k: v for k, v in given.items() if k in ("phases", "nf", "loss", "name", "out")})
+        from . import checkpoint as ckpt
+
+        path = probe.run_dir() / "checkpoint.safetensors"
+        if not path.is_file():
+            raise CSBenchError(f"nothing to resume: {path} does not exist (give --out or --name "
+                               f"of the run)")
+        stored = TrainConfig.from_dict(ckpt.read_state(path)["config"])
+        if args.profile and args.profile != stored.profile:
+            raise CSBenchError(f"cannot resume with --profile {args.profile}: the run used "
+                               f"'{stored.profile}'")
+        recipe = dataclasses.replace(stored.recipe, **recipe_kw)
+        runtime = ("max_steps", "time_budget", "checkpoint_every", "device", "precision",
+                   "compile", "force", "out", "threads")
+        base = {k: v for k, v in stored.to_dict().items() if k not in runtime}
+        base.update({"max_steps": None, "time_budget": None})
+        cfg = TrainConfig.from_dict({**base, **given, "recipe": recipe.to_dict()})
+        cfg.method, cfg.ratio = args.method, args.ratio
+        if "precision" not in given:
+            cfg.precision = stored.precision
+        if "out" not in given:
+            cfg.out = stored.out
+        return cfg
+    cfg = TrainConfig.from_profile(args.profile or "paper", method=args.method, ratio=args.ratio,
+                                   **given)
+    cfg.recipe = Recipe(**recipe_kw)
+    return cfg
+
+
+def cmd_train(args):
+    from .train import train
+
+    cfg = config_from_args(args)
+    result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    return 0 if result["status"] in ("done", "stopped") else 1
+
+
+def _fmt(v, spec=""):
+    if v is None:
+        return "-"
+    try:
+        return format(v, spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def weights_table():
+    """Rows (list of dicts) describing every available weights file."""
+    rows = []
+    for e in wt.available():
+        try:
+            m = e.meta()
+            err = ""
+        except CSBenchError as exc:
+            m, err = {}, str(exc)
+        rows.append({
+            "name": e.name, "method": m.get("method", "?"), "ratio": m.get("ratio"),
+            "phases": m.get("phases"), "epochs": m.get("epochs_done"), "device": m.get("device"),
+            "val_psnr": m.get("val_psnr"), "where": e.where + ("" if e.indexed else " (unindexed)"),
+            "path": str(e.path), "error": err,
+        })
+    return rows
+
+
+def cmd_weights_list(args):
+    rows = weights_table()
+    if not rows:
+        print(f"no weights yet (package: {wt.package_dir()}, user: {wt.user_dir()}); train some "
+              f"with e.g. 'cs-bench train ista-net --ratio 0.25 --profile cpu'")
+        return 0
+    head = ["name", "method", "ratio", "phases", "epochs", "device", "val PSNR", "where"]
+    table = [[r["name"], r["method"], _fmt(r["ratio"], "g"), _fmt(r["phases"]),
+              _fmt(r["epochs"]), _fmt(r["device"]), _fmt(r["val_psnr"], ".2f"),
+              r["where"] if not r["error"] else "damaged: " + r["error"]] for r in rows]
+    widths = [max(len(str(c)) for c in col) for col in zip(head, *table)]
+    for line in [head] + table:
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip())
+    print(f"package: {wt.package_dir()}\nuser:    {wt.user_dir()}")
+    return 0
+
+
+def cmd_import_official(args):
+    from .official import import_official
+
+    path = import_official(args.checkpoint, args.phi, args.qinit, args.name, ratio=args.ratio,
+                           overwrite=args.force)
+    print(f"imported '{args.name}' -> {path}\nevaluate with: cs-bench run --methods ista-net "
+          f"--param ista-net.weights={args.name} (measuring with the checkpoint's Phi)")
+    return 0
+
+
+def cmd_export_official(args):
+    from .official import export_official
+
+    for p in export_official(args.name, args.dir):
+        print(p)
+    return 0
+
+
+def main(argv=None):  # pragma: no cover - convenience for running this module alone
+    parser = argparse.ArgumentParser(prog="cs-bench")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CSBenchError as exc:
+        print(f"error: {exc}")
+        return exc.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

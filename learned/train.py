@@ -1,0 +1,497 @@
+"""Training the learned reconstructors, resumable, writing the weights format at the end.
+
+The paper's settings (``profile="paper"``): Adam, learning rate 1e-3, batch 64, 300 epochs,
+constant learning rate, float32, on the 88,912 T91 blocks of
+:mod:`cs_bench.learned.trainset`. (The authors' released code uses lr 1e-4 and 200 epochs:
+pass ``lr=1e-4, epochs=200`` to match it.)
+
+The reduced ``profile="cpu"``: 5 epochs on the same blocks with a cosine learning-rate
+decay (most of the gain of a long run comes early; the decay lets the last epoch settle)
+and ``precision="auto"`` (bf16 autocast where it pays off: CUDA, AMX CPUs; see
+:mod:`cs_bench.learned.runtime`); everything else as the paper. ``threads`` sets torch's
+CPU threads (1 is fastest on a CPU shared with other busy processes).
+
+Each epoch: shuffle with ``default_rng([seed, 100, epoch])`` (stateless, so a resumed run
+draws the same order), steps of Adam with the learning rate a pure function of the global
+step (so the schedule needs no state), then the validation PSNR on the held-out blocks
+(float32, outputs clipped to [0, 1], PSNR of the pooled MSE) picks the best checkpoint.
+After every epoch, every ``checkpoint_every`` steps and when ``max_steps`` / ``time_budget``
+stop the run, the full state goes to ``<run dir>/checkpoint.safetensors`` (see
+:mod:`cs_bench.learned.checkpoint`); ``resume=True`` continues exactly (the same weights
+as an uninterrupted run on the same machine). ``<run dir>/log.csv`` has one row per epoch
+and ``<run dir>/best.safetensors`` the best epoch's weights; when every epoch is done those
+are installed in the user weights folder as ``name``.
+
+>>> cfg = TrainConfig(method="ista-net", ratio=0.25, phases=1, nf=4, epochs=1, batch=32,
+...                   recipe=Recipe(source="synthetic", n_blocks=64, n_val=16))
+>>> cfg.resolved_loss(), cfg.default_name()
+('L', 'ista-net_r0.25_np1_nf4')
+"""
+
+import csv
+import dataclasses
+import io
+import math
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cs_bench.config import cache_dir
+from cs_bench.errors import CSBenchError, WeightsError
+from cs_bench.sensing import check_ratio, load_phi, make_phi
+
+from . import checkpoint as ckpt
+from . import trainset as ts_mod
+from . import weights as wt
+from .losses import SYM_INPUTS, loss_terms, needs_sym
+from .nets import ARCH_OF, UNROLLED, BlockOperator, build
+from .qinit import qinit
+from .runtime import autocast, resolve_device, resolve_precision, set_threads
+from .trainset import Recipe
+
+SCHEDULES = ("constant", "cosine", "onecycle")
+#: method -> its loss; the "-star" methods are the same networks trained with L* (Eq. 15)
+METHOD_LOSS = {"ista-net": "L", "ista-net-star": "Lstar", "fista-net": "L",
+               "fista-net-star": "Lstar", "reconnet": "mse", "reconnet-enhanced": "mse",
+               "sda": "mse"}
+PROFILES = {
+    "paper": {"epochs": 300, "lr": 1e-3, "batch": 64, "schedule": "constant", "precision": "fp32"},
+    "cpu": {"epochs": 5, "lr": 1e-3, "batch": 64, "schedule": "cosine", "precision": "auto"},
+}
+#: fields a resumed run must share with its checkpoint
+FIXED = ("method", "ratio", "phases", "nf", "gamma", "loss", "sym_input", "out_act", "mu_init",
+         "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "init_from")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (see the module docstring)."""
+
+    method: str
+    ratio: float
+    phases: int = 9
+    nf: int = 32
+    gamma: float = 0.01
+    loss: str = None  # None: the method's (L for ista-net / fista-net, Lstar for -star)
+    sym_input: str = "block"
+    out_act: str = "linear"  # SDA output activation
+    mu_init: float = 0.0  # FISTA-Net momentum initialisation
+    epochs: int = 300
+    lr: float = 1e-3
+    batch: int = 64
+    schedule: str = "constant"
+    seed: int = 0
+    precision: str = "fp32"
+    device: str = "auto"
+    profile: str = "paper"
+    recipe: Recipe = field(default_factory=Recipe)
+    phi_seed: int = 0
+    phi_path: str = None  # a user's Phi (.npy / .mat) instead of the harness's
+    init_from: str = None
+    name: str = None
+    out: str = None
+    max_steps: int = None  # stop this invocation after so many steps (resumable)
+    time_budget: float = None  # seconds; stop this invocation after it (resumable)
+    checkpoint_every: int = 200  # steps between mid-epoch checkpoints (0: epochs only)
+    compile: bool = False
+    threads: int = None  # torch CPU threads (None: torch's default)
+    force: bool = False  # replace existing user weights of the same name
+
+    @classmethod
+    def from_profile(cls, profile, **kw):
+        if profile not in PROFILES:
+            raise CSBenchError(f"unknown profile '{profile}'; valid: {', '.join(PROFILES)}")
+        return cls(**{**PROFILES[profile], "profile": profile, **kw})
+
+    def resolved_loss(self):
+        if self.loss is not None:
+            return self.loss
+        return METHOD_LOSS[self.method]
+
+    def resolved_method(self):
+        """The registry name matching the arch and the loss (ista-net + Lstar = ista-net-star)."""
+        arch = ARCH_OF[self.method]
+        if arch in UNROLLED:
+            return arch + ("-star" if self.resolved_loss() == "Lstar" else "")
+        return self.method
+
+    def default_name(self):
+        return self.name or wt.default_name(self.resolved_method(), self.ratio, self.phases, self.nf)
+
+    def run_dir(self):
+        return Path(self.out) if self.out else cache_dir() / "runs" / self.default_name()
+
+    def check(self):
+        if self.method not in ARCH_OF:
+            raise CSBenchError(f"'{self.method}' is not a trainable method; valid: "
+                               f"{', '.join(ARCH_OF)}")
+        self.ratio = check_ratio(self.ratio)
+        arch = ARCH_OF[self.method]
+        loss = self.resolved_loss()
+        valid = ("L", "Lstar") if arch in UNROLLED else ("mse",)
+        if loss not in valid:
+            raise CSBenchError(f"loss '{loss}' does not apply to {self.method}; valid: "
+                               f"{', '.join(valid)}")
+        if self.sym_input not in SYM_INPUTS:
+            raise CSBenchError(f"unknown sym_input '{self.sym_input}'; valid: {', '.join(SYM_INPUTS)}")
+        if self.schedule not in SCHEDULES:
+            raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
+        for k in ("phases", "nf", "epochs", "batch"):
+            if int(getattr(self, k)) < 1:
+                raise CSBenchError(f"{k} must be >= 1")
+        if self.gamma < 0 or self.lr <= 0:
+            raise CSBenchError("gamma must be >= 0 and lr > 0")
+        self.recipe.check()
+        return self
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        d["recipe"] = Recipe(**d["recipe"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def lr_at(cfg, step, total_steps):
+    """Learning rate at global ``step`` (0-based) of ``total_steps``.
+
+    constant: lr. cosine: lr (1 + cos(pi t)) / 2, t = step / total. onecycle: the
+    one-cycle policy of Smith (PyTorch's defaults): linear warm-up from lr/25 to lr over
+    the first 30 % of the steps, then cosine down to lr/25e4.
+    """
+    t = min(step / max(total_steps, 1), 1.0)
+    if cfg.schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+    if cfg.schedule == "onecycle":
+        lo, end = cfg.lr / 25, cfg.lr / 25e4
+        if t < 0.3:
+            return lo + (cfg.lr - lo) * t / 0.3
+        return end + (cfg.lr - end) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
+    return cfg.lr
+
+
+def git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5, check=False)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def val_psnr(net, op, X, device, batch=1024):
+    """PSNR (dB) of the pooled MSE over blocks ``X`` (n x N, [0, 1]), outputs clipped."""
+    was = net.training
+    net.eval()
+    se, count = 0.0, 0
+    with torch.inference_mode():
+        for i in range(0, X.shape[0], batch):
+            x = torch.from_numpy(np.asarray(X[i:i + batch], dtype=np.float32)).to(device)
+            y = x @ op.Phi.T
+            xh = net(y, op).x.clamp(0, 1)
+            se += float(((xh - x) ** 2).sum(dtype=torch.float64))
+            count += x.numel()
+    net.train(was)
+    mse = se / max(count, 1)
+    return float("inf") if mse == 0 else float(10 * math.log10(1.0 / mse))
+
+
+def _phi(cfg):
+    if cfg.phi_path:
+        Phi = load_phi(cfg.phi_path)
+        return Phi, {"kind": "stored", "source": str(cfg.phi_path)}
+    return make_phi(cfg.ratio, cfg.phi_seed), {"kind": "harness", "seed": int(cfg.phi_seed)}
+
+
+def warm_start(net, arch, name):
+    """Copy the tensors of weights ``name`` whose names and shapes match into ``net``.
+
+    ISTA-Net and FISTA-Net are interchangeable (FISTA-Net from ISTA-Net keeps mu(k) at its
+    initial value 0, i.e. starts *as* that ISTA-Net); phases beyond the source's keep their
+    fresh initialisation; ReconNet's FC layer only copies at the same M. Returns the
+    record stored in the metadata.
+    """
+    entry = wt.find(name)
+    meta = entry.meta()
+    src_arch = meta.get("arch")
+    family = {"ista-net": "unrolled", "fista-net": "unrolled", "reconnet": "reconnet",
+              "reconnet-enhanced": "reconnet", "sda": "sda"}
+    if family.get(src_arch) != family.get(arch):
+        raise WeightsError(f"cannot initialise {arch} from '{name}' ({src_arch} weights)")
+    src = {k[4:]: v for k, v in wt.read_tensors(entry.path).items() if k.startswith("net.")}
+    own = net.state_dict()
+    copied, skipped = [], []
+    with torch.no_grad():
+        for k, v in src.items():
+            if k in own and own[k].shape == v.shape:
+                own[k].copy_(v)
+                copied.append(k)
+            else:
+                skipped.append(k)
+    net.load_state_dict(own)
+    return {"name": name, "sha256": entry.sha256, "ratio": meta.get("ratio"),
+            "method": meta.get("method"), "copied": len(copied), "skipped": skipped}
+
+
+def _write_log(path, history):
+    cols = ["epoch", "steps", "lr", "train_loss", "train_mse", "train_sym", "val_psnr",
+            "seconds", "blocks_per_s"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for row in history:
+        w.writerow(row)
+    wt._atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+
+
+def _parse_steps(n_blocks, batch):
+    return -(-n_blocks // batch)
+
+
+def _fixed_mismatch(cfg, stored):
+    a, b = cfg.to_dict(), stored.to_dict()
+    return [k for k in FIXED if a.get(k) != b.get(k)]
+
+
+def train(cfg, resume=False, trainset=None, progress=True, log=print):
+    """Run (or resume) a training; returns a dict with ``status``, ``weights``, ``run_dir``.
+
+    ``trainset`` overrides ``cfg.recipe``'s blocks (tests); ``status`` is "done" (weights
+    installed) or "stopped" (``max_steps`` / ``time_budget`` reached; resume later).
+    """
+    cfg.check()
+    t_start = time.perf_counter()
+    arch = ARCH_OF[cfg.method]
+    method = cfg.resolved_method()
+    loss_name = cfg.resolved_loss()
+    name = wt.check_name(cfg.default_name())
+    run_dir = cfg.run_dir()
+    ckpt_path = run_dir / "checkpoint.safetensors"
+    device = resolve_device(cfg.device)
+    set_threads(cfg.threads)
+    precision = resolve_precision(cfg.precision, device)
+    user_path = wt.user_dir() / (name + wt.SUFFIX)
+    if user_path.exists() and not (cfg.force or resume):
+        raise WeightsError(f"weights '{name}' already exist ({user_path}); pass --force to "
+                           f"replace them, --name to pick another name, or --resume")
+
+    state = None
+    if resume:
+        if not ckpt_path.is_file():
+            raise CSBenchError(f"nothing to resume: {ckpt_path} does not exist")
+        state = ckpt.read_state(ckpt_path)
+        stored = TrainConfig.from_dict(state["config"])
+        bad = _fixed_mismatch(cfg, stored)
+        if bad:
+            raise CSBenchError(f"cannot resume {run_dir}: the checkpoint was made with different "
+                               f"{', '.join(bad)} (" + ", ".join(
+                                   f"{k}={getattr(stored, k)!r}" for k in bad) + ")")
+        if cfg.epochs != stored.epochs and cfg.schedule != "constant":
+            raise CSBenchError(f"cannot change epochs ({stored.epochs} -> {cfg.epochs}) of a "
+                               f"'{cfg.schedule}' schedule on resume")
+    elif ckpt_path.exists() and not cfg.force:
+        raise CSBenchError(f"{run_dir} already holds a checkpoint: pass --resume to continue it or "
+                           f"--force to start over")
+
+    # -- data, Phi, Qinit ------------------------------------------------------------
+    data = trainset if trainset is not None else ts_mod.load(cfg.recipe)
+    Phi_np, phi_info = _phi(cfg)
+    M = Phi_np.shape[0]
+    Qinit_np = qinit(data.moment, Phi_np) if arch in UNROLLED else None
+    Phi_t = torch.tensor(Phi_np, dtype=torch.float32)
+    Q_t = torch.tensor(Qinit_np, dtype=torch.float32) if Qinit_np is not None else Phi_t.T
+    op = BlockOperator(Phi_t, Q_t).to(device)
+
+    # -- model and optimizer ---------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    net = build(arch, M, cfg.phases, cfg.nf, cfg.out_act, cfg.mu_init)
+    init_record = warm_start(net, arch, cfg.init_from) if cfg.init_from else None
+    net.to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    fwd = net
+    if cfg.compile:
+        try:
+            fwd = torch.compile(net)
+        except Exception as exc:  # noqa: BLE001 - no compiler, unsupported platform
+            log(f"torch.compile unavailable ({type(exc).__name__}); running eagerly")
+
+    X = data.train
+    n = X.shape[0]
+    steps_per_epoch = _parse_steps(n, cfg.batch)
+    total_steps = steps_per_epoch * cfg.epochs
+    epoch, step_in_epoch, global_step = 0, 0, 0
+    history, best, acc = [], {"val_psnr": -float("inf"), "epoch": None}, [0.0, 0.0, 0.0, 0]
+    wall_before, perm = 0.0, None
+    if resume:
+        state, perm_t = ckpt.load(ckpt_path, net, opt)
+        epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
+        global_step, history, best = state["global_step"], state["history"], state["best"]
+        acc, wall_before = state["acc"], state["wall_seconds"]
+        init_record = state.get("init_from_record", init_record)
+        perm = perm_t.numpy() if perm_t is not None else None
+        log(f"resuming {run_dir} at epoch {epoch + 1}, step {step_in_epoch}/{steps_per_epoch}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def base_meta():
+        return {
+            "method": method, "arch": arch, "ratio": cfg.ratio, "M": int(M), "phi": phi_info,
+            "phases": cfg.phases if arch in UNROLLED else None,
+            "nf": cfg.nf if arch in UNROLLED else None,
+            "gamma": cfg.gamma if arch in UNROLLED else None, "loss": loss_name,
+            "sym_input": cfg.sym_input if arch in UNROLLED else None,
+            "out_act": cfg.out_act if arch == "sda" else None,
+            "mu_init": cfg.mu_init if arch == "fista-net" else None,
+            "lr": cfg.lr, "batch": cfg.batch, "schedule": cfg.schedule, "seed": cfg.seed,
+            "profile": cfg.profile, "epochs_planned": cfg.epochs,
+            "training_blocks": int(n), "validation_blocks": int(data.val.shape[0]),
+            "trainset": {"recipe": data.recipe.to_dict(), "key": data.key,
+                         "val_images_held_out": list(data.val_names)},
+            "device": device, "device_name": _device_name(device), "precision": precision,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "git_commit": git_commit(), "init_from": init_record,
+            "source": "cs-bench train",
+        }
+
+    def weight_tensors():
+        t = {f"net.{k}": v.float() for k, v in net.state_dict().items()}
+        if Qinit_np is not None:
+            t["Qinit"] = Q_t
+        if phi_info["kind"] == "stored":
+            t["Phi"] = torch.tensor(Phi_np, dtype=torch.float64)
+        return t
+
+    def save_ckpt():
+        st = {"config": cfg.to_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
+              "global_step": global_step, "history": history, "best": best, "acc": acc,
+              "wall_seconds": wall_before + time.perf_counter() - t_start,
+              "init_from_record": init_record}
+        ckpt.save(ckpt_path, net, opt, st, perm=perm)
+
+    sym = cfg.sym_input if needs_sym(arch, cfg.gamma) else None
+    steps_this_run = 0
+    stopped = None
+    from tqdm.auto import tqdm
+
+    while epoch < cfg.epochs and stopped is None:
+        if perm is None or step_in_epoch == 0:
+            perm = np.random.default_rng([cfg.seed, 100, epoch]).permutation(n)
+        t_epoch = time.perf_counter()
+        steps_before = step_in_epoch
+        bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, disable=not progress,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+        while step_in_epoch < steps_per_epoch:
+            idx = perm[step_in_epoch * cfg.batch:(step_in_epoch + 1) * cfg.batch]
+            x = torch.from_numpy(X[idx]).to(device)
+            lr = lr_at(cfg, global_step, total_steps)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with autocast(precision, device):
+                y = x @ op.Phi.T
+                out = fwd(y, op, sym=sym, s=x)
+                terms = loss_terms(out, x, loss=loss_name, gamma=cfg.gamma if sym else 0.0)
+            opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            opt.step()
+            b = x.shape[0]
+            acc = [acc[0] + float(terms["loss"].detach()) * b, acc[1] + float(terms["mse"].detach()) * b,
+                   acc[2] + float(terms["sym"].detach()) * b, acc[3] + b]
+            step_in_epoch += 1
+            global_step += 1
+            steps_this_run += 1
+            bar.update(1)
+            if step_in_epoch % 10 == 0:
+                bar.set_postfix(loss=f"{acc[0] / acc[3]:.5f}", val=_fmt(best["val_psnr"]))
+            if step_in_epoch == steps_per_epoch:
+                break
+            if cfg.max_steps and steps_this_run >= cfg.max_steps:
+                stopped = f"max_steps={cfg.max_steps}"
+            elif cfg.time_budget and time.perf_counter() - t_start >= cfg.time_budget:
+                stopped = f"time budget {cfg.time_budget:g}s"
+            if stopped:
+                break
+            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
+                save_ckpt()
+        bar.close()
+        if step_in_epoch == steps_per_epoch:  # epoch complete: validate, record, checkpoint
+            seconds = time.perf_counter() - t_epoch
+            psnr = val_psnr(net, op, data.val, device)
+            row = {"epoch": epoch + 1, "steps": global_step, "lr": lr,
+                   "train_loss": acc[0] / acc[3], "train_mse": acc[1] / acc[3],
+                   "train_sym": acc[2] / acc[3], "val_psnr": psnr, "seconds": round(seconds, 2),
+                   "blocks_per_s": round((step_in_epoch - steps_before) * cfg.batch / seconds, 1)}
+            history.append(row)
+            if psnr > best["val_psnr"]:
+                best = {"val_psnr": psnr, "epoch": epoch + 1, "train_loss": row["train_loss"]}
+                wt.save(run_dir / "best.safetensors", weight_tensors(),
+                        {**base_meta(), "name": name, "epochs_done": epoch + 1,
+                         "best_epoch": epoch + 1,
+                         "val_psnr": psnr, "final_train_loss": row["train_loss"],
+                         "wall_seconds": wall_before + time.perf_counter() - t_start})
+            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.6f}, "
+                f"val PSNR {psnr:.2f} dB, {row['blocks_per_s']:.0f} blocks/s")
+            epoch += 1
+            step_in_epoch, acc, perm = 0, [0.0, 0.0, 0.0, 0], None
+            _write_log(run_dir / "log.csv", history)
+            if epoch < cfg.epochs:
+                if cfg.max_steps and steps_this_run >= cfg.max_steps:
+                    stopped = f"max_steps={cfg.max_steps}"
+                elif cfg.time_budget and time.perf_counter() - t_start >= cfg.time_budget:
+                    stopped = f"time budget {cfg.time_budget:g}s"
+        save_ckpt()
+
+    result = {"run_dir": str(run_dir), "name": name, "epochs_done": epoch,
+              "best": best, "history": history}
+    if stopped:
+        log(f"stopped ({stopped}) at epoch {epoch + 1}, step {step_in_epoch}/{steps_per_epoch}; "
+            f"continue with --resume (checkpoint {ckpt_path})")
+        return {**result, "status": "stopped", "weights": None}
+    # -- done: install the best epoch's weights --------------------------------------
+    best_file = run_dir / "best.safetensors"
+    tensors = wt.read_tensors(best_file)
+    meta = wt.read_meta(best_file)
+    last = history[-1] if history else {}
+    meta.update({"epochs_done": epoch, "final_train_loss": last.get("train_loss"),
+                 "final_val_psnr": last.get("val_psnr"),
+                 "wall_seconds": round(wall_before + time.perf_counter() - t_start, 1)})
+    path = wt.install(tensors, meta, name, overwrite=True)
+    log(f"weights '{name}' written to {path} (best epoch {best['epoch']}, "
+        f"val PSNR {best['val_psnr']:.2f} dB)")
+    return {**result, "status": "done", "weights": str(path)}
+
+
+def _fmt(v):
+    return "-" if v is None or not math.isfinite(v) else f"{v:.2f}"
+
+
+def _device_name(device):
+    if str(device).startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return platform.processor() or platform.machine()
+
+
+def parse_duration(text):
+    """'90' or '90s' -> 90.0, '20m' -> 1200.0, '2h' -> 7200.0 (seconds).
+
+    >>> parse_duration("20m"), parse_duration("1.5h"), parse_duration("45")
+    (1200.0, 5400.0, 45.0)
+    """
+    text = str(text).strip().lower()
+    mult = {"s": 1, "m": 60, "h": 3600}.get(text[-1:], None)
+    try:
+        value = float(text[:-1]) * mult if mult else float(text)
+    except ValueError:
+        raise CSBenchError(f"'{text}' is not a duration (e.g. 3600, 90m, 2h)") from None
+    if value <= 0:
+        raise CSBenchError("the time budget must be positive")
+    return value
+

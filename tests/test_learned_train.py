@@ -1,0 +1,217 @@
+"""Training: the loss goes down, resume is exact, warm starts, schedules, the CLI."""
+
+import argparse
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from cs_bench.errors import CSBenchError, WeightsError
+from cs_bench.learned import weights as wt
+from cs_bench.learned.cli import add_commands
+from cs_bench.learned.losses import loss_terms
+from cs_bench.learned.nets import BlockOperator, build
+from cs_bench.learned.qinit import qinit
+from cs_bench.learned.train import TrainConfig, lr_at, train, warm_start
+from cs_bench.learned.trainset import Recipe, load
+from cs_bench.sensing import make_phi
+
+RECIPE = Recipe(source="synthetic", n_blocks=256, n_val=64, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CS_BENCH_WEIGHTS", str(tmp_path / "weights"))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    return load(RECIPE, cache=False)
+
+
+def _cfg(tmp_path, name, **kw):
+    base = dict(method="ista-net", ratio=0.25, phases=2, nf=6, epochs=2, batch=64,
+                recipe=RECIPE, name=name, out=str(tmp_path / "runs" / name), checkpoint_every=0,
+                precision="fp32", device="cpu")
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(path):
+    return {k: v for k, v in wt.read_tensors(path).items()}
+
+
+def _quiet(*a):
+    pass
+
+
+def test_training_lowers_the_loss_and_raises_validation_psnr(tmp_path, blocks):
+    cfg = _cfg(tmp_path, "lower", epochs=4)
+    res = train(cfg, trainset=blocks, progress=False, log=_quiet)
+    assert res["status"] == "done"
+    # the same initialisation, untrained, on the training blocks
+    torch.manual_seed(cfg.seed)
+    Phi = torch.tensor(make_phi(0.25), dtype=torch.float32)
+    op = BlockOperator(Phi, torch.tensor(qinit(blocks.moment, make_phi(0.25)), dtype=torch.float32))
+    x = torch.from_numpy(blocks.train)
+    net0 = build("ista-net", op.M, 2, 6)
+    trained = build("ista-net", op.M, 2, 6)
+    trained.load_state_dict({k[4:]: v for k, v in _weights(res["weights"]).items()
+                             if k.startswith("net.")})
+    with torch.no_grad():
+        before = loss_terms(net0(x @ Phi.T, op, sym="block", s=x), x)["loss"]
+        after = loss_terms(trained(x @ Phi.T, op, sym="block", s=x), x)["loss"]
+    assert after < 0.5 * before
+    h = res["history"]
+    assert h[-1]["train_loss"] < h[0]["train_loss"]
+    meta = wt.read_meta(res["weights"])
+    assert meta["epochs_done"] == 4 and meta["method"] == "ista-net"
+    assert meta["val_psnr"] == max(r["val_psnr"] for r in h)
+    assert meta["best_epoch"] == 1 + int(np.argmax([r["val_psnr"] for r in h]))
+    assert meta["loss"] == "L" and meta["sym_input"] == "block" and meta["gamma"] == 0.01
+    assert meta["training_blocks"] == 256 and meta["phi"] == {"kind": "harness", "seed": 0}
+    assert "torch" in meta and "git_commit" in meta and meta["init_from"] is None
+    with open(tmp_path / "runs" / "lower" / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]
+
+
+def _run_to_end(cfg, blocks, stops):
+    """Train with interruptions after the given step counts, resuming each time."""
+    for i, n in enumerate(stops):
+        cfg.max_steps = n
+        res = train(cfg, resume=i > 0, trainset=blocks, progress=False, log=_quiet)
+        assert res["status"] == "stopped"
+    cfg.max_steps = None
+    return train(cfg, resume=bool(stops), trainset=blocks, progress=False, log=_quiet)
+
+
+@pytest.mark.parametrize("stops", [[4], [3, 2]], ids=["after-epoch-1", "mid-epochs"])
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, blocks, stops):
+    ref = _run_to_end(_cfg(tmp_path, "whole", schedule="cosine"), blocks, [])
+    res = _run_to_end(_cfg(tmp_path, "pieces", schedule="cosine"), blocks, stops)
+    a, b = _weights(ref["weights"]), _weights(res["weights"])
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=0, atol=1e-6), k
+    for ra, rb in zip(ref["history"], res["history"]):
+        assert ra["train_loss"] == pytest.approx(rb["train_loss"], rel=1e-6)
+        assert ra["val_psnr"] == pytest.approx(rb["val_psnr"], abs=1e-5)
+
+
+def test_resume_refuses_a_changed_configuration(tmp_path, blocks):
+    cfg = _cfg(tmp_path, "changed", max_steps=2)
+    assert train(cfg, trainset=blocks, progress=False, log=_quiet)["status"] == "stopped"
+    other = _cfg(tmp_path, "changed", lr=5e-4)
+    with pytest.raises(CSBenchError, match="lr"):
+        train(other, resume=True, trainset=blocks, progress=False, log=_quiet)
+    with pytest.raises(CSBenchError, match="--resume"):
+        train(_cfg(tmp_path, "changed"), trainset=blocks, progress=False, log=_quiet)
+
+
+def test_existing_weights_are_not_replaced_without_force(tmp_path, blocks):
+    cfg = _cfg(tmp_path, "once", epochs=1)
+    train(cfg, trainset=blocks, progress=False, log=_quiet)
+    with pytest.raises(WeightsError, match="--force"):
+        train(_cfg(tmp_path, "once", epochs=1, out=str(tmp_path / "elsewhere")),
+              trainset=blocks, progress=False, log=_quiet)
+
+
+def test_lstar_and_fista_and_reconnet_and_sda_train(tmp_path, blocks):
+    for method, kw in [("ista-net-star", {}), ("fista-net", {"gamma": 0.0}),
+                       ("reconnet-enhanced", {}), ("sda", {})]:
+        res = train(_cfg(tmp_path, method, method=method, epochs=1, **kw), trainset=blocks,
+                    progress=False, log=_quiet)
+        meta = wt.read_meta(res["weights"])
+        assert meta["method"] == method
+        assert meta["loss"] == {"ista-net-star": "Lstar", "fista-net": "L"}.get(method, "mse")
+        assert np.isfinite(meta["val_psnr"])
+
+
+def test_warm_starts(tmp_path, blocks):
+    src = train(_cfg(tmp_path, "src", epochs=1), trainset=blocks, progress=False, log=_quiet)
+    op = BlockOperator(torch.tensor(make_phi(0.25), dtype=torch.float32),
+                       wt.read_tensors(src["weights"])["Qinit"])
+    ista = build("ista-net", op.M, 2, 6)
+    ista.load_state_dict({k[4:]: v for k, v in _weights(src["weights"]).items()
+                          if k.startswith("net.")})
+    # FISTA-Net from ISTA-Net starts as that ISTA-Net (mu = 0)
+    fista = build("fista-net", op.M, 2, 6)
+    rec = warm_start(fista, "fista-net", "src")
+    y = torch.rand(5, op.M)
+    with torch.no_grad():
+        assert torch.equal(fista(y, op).x, ista(y, op).x)
+    assert rec["copied"] == 12 and rec["skipped"] == [] and rec["name"] == "src"
+    # more phases: the first two are copied, the third keeps its initialisation
+    deeper = build("ista-net", op.M, 3, 6)
+    fresh = deeper.layers[2].F2.detach().clone()
+    warm_start(deeper, "ista-net", "src")
+    assert torch.equal(deeper.layers[1].G2, ista.layers[1].G2)
+    assert torch.equal(deeper.layers[2].F2, fresh)
+    with pytest.raises(WeightsError, match="cannot initialise"):
+        warm_start(build("sda", op.M), "sda", "src")
+    # through train(): recorded in the metadata
+    res = train(_cfg(tmp_path, "warm", method="fista-net", epochs=1, init_from="src"),
+                trainset=blocks, progress=False, log=_quiet)
+    assert wt.read_meta(res["weights"])["init_from"]["name"] == "src"
+
+
+def test_learning_rate_schedules():
+    cfg = TrainConfig(method="ista-net", ratio=0.25, lr=1e-3, schedule="cosine")
+    assert lr_at(cfg, 0, 100) == pytest.approx(1e-3)
+    assert lr_at(cfg, 50, 100) == pytest.approx(5e-4)
+    assert lr_at(cfg, 100, 100) == pytest.approx(0.0, abs=1e-12)
+    cfg.schedule = "onecycle"
+    lrs = [lr_at(cfg, s, 100) for s in range(101)]
+    assert int(np.argmax(lrs)) == 30 and lrs[0] == pytest.approx(1e-3 / 25)
+    assert lrs[-1] == pytest.approx(1e-3 / 25e4)
+    cfg.schedule = "constant"
+    assert {lr_at(cfg, s, 100) for s in range(101)} == {1e-3}
+
+
+def test_profiles_and_config_checks():
+    paper = TrainConfig.from_profile("paper", method="ista-net", ratio=0.25)
+    assert (paper.epochs, paper.lr, paper.batch, paper.schedule) == (300, 1e-3, 64, "constant")
+    cpu = TrainConfig.from_profile("cpu", method="fista-net-star", ratio=0.1)
+    assert cpu.epochs < paper.epochs and cpu.resolved_loss() == "Lstar"
+    assert cpu.default_name() == "fista-net-star_r0.1_np9_nf32"
+    star = TrainConfig(method="ista-net", ratio=0.25, loss="Lstar")
+    assert star.resolved_method() == "ista-net-star"
+    with pytest.raises(CSBenchError, match="profile"):
+        TrainConfig.from_profile("gpu", method="ista-net", ratio=0.25)
+    with pytest.raises(CSBenchError, match="loss"):
+        TrainConfig(method="reconnet", ratio=0.25, loss="Lstar").check()
+    with pytest.raises(CSBenchError, match="ratio"):
+        TrainConfig(method="ista-net", ratio=1.5).check()
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="cs-bench")
+    add_commands(p.add_subparsers(dest="command"))
+    return p
+
+
+def test_cli_train_stop_resume_and_list(tmp_path, capsys):
+    p = _parser()
+    argv = ["train", "ista-net", "--ratio", "0.1", "--phases", "1", "--nf", "4", "--epochs", "2",
+            "--source", "synthetic", "--blocks", "128", "--val-blocks", "32", "--batch", "32",
+            "--device", "cpu", "--precision", "fp32", "--no-progress", "--threads", "1",
+            "--out", str(tmp_path / "run")]
+    args = p.parse_args(argv + ["--max-steps", "3"])
+    assert args.func(args) == 0
+    assert not (tmp_path / "weights" / "ista-net_r0.1_np1_nf4.safetensors").exists()
+    args = p.parse_args(argv + ["--resume"])
+    assert args.func(args) == 0
+    meta = wt.read_metadata("ista-net_r0.1_np1_nf4")
+    assert meta["epochs_done"] == 2 and meta["trainset"]["recipe"]["source"] == "synthetic"
+    args = p.parse_args(["weights", "list"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "ista-net_r0.1_np1_nf4" in out and "user" in out
+    with pytest.raises(CSBenchError, match="nothing to resume"):
+        args = p.parse_args(argv[:-1] + [str(tmp_path / "nowhere"), "--resume"])
+        args.func(args)
