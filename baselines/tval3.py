@@ -36,14 +36,22 @@ symbols:
 * Continuation (as the TVAL3 solver does; the ALM allows the penalty to grow): mu and
   beta start at ``mu / cont`` and ``beta / cont`` and are multiplied by ``cont_rate`` at
   every outer step until they reach their final values.
+* Start: u = A^T b (projected when ``nonneg``), nu = 0, lambda = 0, w = D u; the first
+  step is the exact steepest-descent step d^T d / d^T H d.
 * Stop when, with the final mu and beta, an outer step changed u by less than ``tol``
   (relative), or after ``maxit`` u-steps in total.
 
 Block scope solves every block of the image at once: arrays are n_blocks x 33 x 33, every
 block has its own step sizes, penalties, multipliers and line-search state, and a
 per-block convergence mask; converged blocks are removed from the working arrays, so the
-iteration count is per block (at most ``maxit``). Image scope runs the same solver on the
-whole padded image with the data term through ``problem.A`` / ``problem.At``.
+iteration count is per block (at most ``maxit``); the products with Phi run in torch on
+one thread (see :func:`_solve_blocks`). Image scope runs the same solver on the whole
+padded image (periodic boundary on the padded image) with the data term through
+``problem.A`` / ``problem.At``.
+
+Measured (Set11, mean PSNR; not used for any choice): block scope 22.85 dB at ratio 0.10 and
+27.90 dB at 0.25 (paper 22.84 / 27.84), image scope 23.98 / 28.72; about 0.8 s (block) and
+0.55 s (image) of CPU time per 256 x 256 image on one core.
 
 Fixed by the ReconNet authors' run: mu = 2^8, beta = 2^5, tol = 1e-3, maxit = 300,
 anisotropic, non-negative, 0-255 pixels. Not fixed by the paper, chosen on T91 only (never
