@@ -84,7 +84,8 @@ def read_state(path):
         with safe_open(str(path), framework="pt") as f:
             return json.loads((f.metadata() or {})[KEY])
     except Exception as exc:  # noqa: BLE001 - any failure of the reader is a damaged file
-        raise CSBenchError(f"{path}: not a readable training checkpoint ({type(exc).__name__})") from None
+        raise CSBenchError(f"{path}: not a readable training checkpoint "
+                           f"({type(exc).__name__})") from None
 
 
 def load(path, net, opt):

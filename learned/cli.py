@@ -64,7 +64,8 @@ def add_commands(subparsers):
     p.add_argument("--init-from", metavar="NAME", help="warm start from these weights")
     p.add_argument("--resume", action="store_true", help="continue the run's checkpoint")
     p.add_argument("--out", metavar="DIR", help="run folder (default <cache>/runs/NAME)")
-    p.add_argument("--name", help="weights name (default <method>_r<ratio>[_np<Np>_nf<Nf>], the zoo's)")
+    p.add_argument("--name", help="weights name (default <method>_r<ratio>[_np<Np>_nf<Nf>], "
+                   "the zoo's)")
     p.add_argument("--force", action="store_true", help="replace existing weights / run")
     p.add_argument("--max-steps", type=int, help="stop after so many steps (resumable)")
     p.add_argument("--time-budget", metavar="T", help="stop after T (e.g. 3600, 90m, 2h)")

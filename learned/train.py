@@ -33,7 +33,9 @@ import dataclasses
 import io
 import math
 import platform
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +123,8 @@ class TrainConfig:
         return self.method
 
     def default_name(self):
-        return self.name or wt.default_name(self.resolved_method(), self.ratio, self.phases, self.nf)
+        return self.name or wt.default_name(self.resolved_method(), self.ratio, self.phases,
+                                            self.nf)
 
     def run_dir(self):
         return Path(self.out) if self.out else cache_dir() / "runs" / self.default_name()
@@ -138,7 +141,8 @@ class TrainConfig:
             raise CSBenchError(f"loss '{loss}' does not apply to {self.method}; valid: "
                                f"{', '.join(valid)}")
         if self.sym_input not in SYM_INPUTS:
-            raise CSBenchError(f"unknown sym_input '{self.sym_input}'; valid: {', '.join(SYM_INPUTS)}")
+            raise CSBenchError(f"unknown sym_input '{self.sym_input}'; valid: "
+                               f"{', '.join(SYM_INPUTS)}")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
         for k in ("phases", "nf", "epochs", "batch"):
@@ -380,74 +384,82 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     sym = cfg.sym_input if needs_sym(arch, cfg.gamma) else None
     steps_this_run = 0
     stopped = None
+    signals = _StopOnSignal(log)
+
+    def stop_reason():
+        if signals.requested:
+            return signals.requested
+        if cfg.max_steps and steps_this_run >= cfg.max_steps:
+            return f"max_steps={cfg.max_steps}"
+        if cfg.time_budget and time.perf_counter() - t_start >= cfg.time_budget:
+            return f"time budget {cfg.time_budget:g}s"
+        return None
+
     from tqdm.auto import tqdm
 
-    while epoch < cfg.epochs and stopped is None:
-        if perm is None or step_in_epoch == 0:
-            perm = np.random.default_rng([cfg.seed, 100, epoch]).permutation(n)
-        t_epoch = time.perf_counter()
-        steps_before = step_in_epoch
-        bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, disable=not progress,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
-        while step_in_epoch < steps_per_epoch:
-            idx = perm[step_in_epoch * cfg.batch:(step_in_epoch + 1) * cfg.batch]
-            x = torch.from_numpy(X[idx]).to(device)
-            lr = lr_at(cfg, global_step, total_steps)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            with autocast(precision, device):
-                y = x @ op.Phi.T
-                out = fwd(y, op, sym=sym, s=x)
-                terms = loss_terms(out, x, loss=loss_name, gamma=cfg.gamma if sym else 0.0)
-            opt.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            opt.step()
-            b = x.shape[0]
-            acc = [acc[0] + float(terms["loss"].detach()) * b, acc[1] + float(terms["mse"].detach()) * b,
-                   acc[2] + float(terms["sym"].detach()) * b, acc[3] + b]
-            step_in_epoch += 1
-            global_step += 1
-            steps_this_run += 1
-            bar.update(1)
-            if step_in_epoch % 10 == 0:
-                bar.set_postfix(loss=f"{acc[0] / acc[3]:.5f}", val=_fmt(best["val_psnr"]))
-            if step_in_epoch == steps_per_epoch:
-                break
-            if cfg.max_steps and steps_this_run >= cfg.max_steps:
-                stopped = f"max_steps={cfg.max_steps}"
-            elif cfg.time_budget and time.perf_counter() - t_start >= cfg.time_budget:
-                stopped = f"time budget {cfg.time_budget:g}s"
-            if stopped:
-                break
-            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
-                save_ckpt()
-        bar.close()
-        if step_in_epoch == steps_per_epoch:  # epoch complete: validate, record, checkpoint
-            seconds = time.perf_counter() - t_epoch
-            psnr = val_psnr(net, op, data.val, device)
-            row = {"epoch": epoch + 1, "steps": global_step, "lr": lr,
-                   "train_loss": acc[0] / acc[3], "train_mse": acc[1] / acc[3],
-                   "train_sym": acc[2] / acc[3], "val_psnr": psnr, "seconds": round(seconds, 2),
-                   "blocks_per_s": round((step_in_epoch - steps_before) * cfg.batch / seconds, 1)}
-            history.append(row)
-            if psnr > best["val_psnr"]:
-                best = {"val_psnr": psnr, "epoch": epoch + 1, "train_loss": row["train_loss"]}
-                wt.save(run_dir / "best.safetensors", weight_tensors(),
-                        {**base_meta(), "name": name, "epochs_done": epoch + 1,
-                         "best_epoch": epoch + 1,
-                         "val_psnr": psnr, "final_train_loss": row["train_loss"],
-                         "wall_seconds": wall_before + time.perf_counter() - t_start})
-            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.6f}, "
-                f"val PSNR {psnr:.2f} dB, {row['blocks_per_s']:.0f} blocks/s")
-            epoch += 1
-            step_in_epoch, acc, perm = 0, [0.0, 0.0, 0.0, 0], None
-            _write_log(run_dir / "log.csv", history)
-            if epoch < cfg.epochs:
-                if cfg.max_steps and steps_this_run >= cfg.max_steps:
-                    stopped = f"max_steps={cfg.max_steps}"
-                elif cfg.time_budget and time.perf_counter() - t_start >= cfg.time_budget:
-                    stopped = f"time budget {cfg.time_budget:g}s"
-        save_ckpt()
+    with signals:
+        while epoch < cfg.epochs and stopped is None:
+            if perm is None or step_in_epoch == 0:
+                perm = np.random.default_rng([cfg.seed, 100, epoch]).permutation(n)
+            t_epoch = time.perf_counter()
+            steps_before = step_in_epoch
+            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, disable=not progress,
+                       desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
+            while step_in_epoch < steps_per_epoch:
+                idx = perm[step_in_epoch * cfg.batch:(step_in_epoch + 1) * cfg.batch]
+                x = torch.from_numpy(X[idx]).to(device)
+                lr = lr_at(cfg, global_step, total_steps)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                with autocast(precision, device):
+                    y = x @ op.Phi.T
+                    out = fwd(y, op, sym=sym, s=x)
+                    terms = loss_terms(out, x, loss=loss_name, gamma=cfg.gamma if sym else 0.0)
+                opt.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                opt.step()
+                b = x.shape[0]
+                acc = [acc[0] + float(terms["loss"].detach()) * b,
+                       acc[1] + float(terms["mse"].detach()) * b,
+                       acc[2] + float(terms["sym"].detach()) * b, acc[3] + b]
+                step_in_epoch += 1
+                global_step += 1
+                steps_this_run += 1
+                bar.update(1)
+                if step_in_epoch % 10 == 0:
+                    bar.set_postfix(loss=f"{acc[0] / acc[3]:.5f}", val=_fmt(best["val_psnr"]))
+                if step_in_epoch == steps_per_epoch:
+                    break
+                stopped = stop_reason()
+                if stopped:
+                    break
+                if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
+                    save_ckpt()
+            bar.close()
+            if step_in_epoch == steps_per_epoch:  # epoch complete: validate, record, checkpoint
+                seconds = time.perf_counter() - t_epoch
+                psnr = val_psnr(net, op, data.val, device)
+                row = {"epoch": epoch + 1, "steps": global_step, "lr": lr,
+                       "train_loss": acc[0] / acc[3], "train_mse": acc[1] / acc[3],
+                       "train_sym": acc[2] / acc[3], "val_psnr": psnr, "seconds": round(seconds, 2),
+                       "blocks_per_s": round((step_in_epoch - steps_before) * cfg.batch / seconds,
+                                             1)}
+                history.append(row)
+                if psnr > best["val_psnr"]:
+                    best = {"val_psnr": psnr, "epoch": epoch + 1, "train_loss": row["train_loss"]}
+                    wt.save(run_dir / "best.safetensors", weight_tensors(),
+                            {**base_meta(), "name": name, "epochs_done": epoch + 1,
+                             "best_epoch": epoch + 1,
+                             "val_psnr": psnr, "final_train_loss": row["train_loss"],
+                             "wall_seconds": wall_before + time.perf_counter() - t_start})
+                log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.6f}, "
+                    f"val PSNR {psnr:.2f} dB, {row['blocks_per_s']:.0f} blocks/s")
+                epoch += 1
+                step_in_epoch, acc, perm = 0, [0.0, 0.0, 0.0, 0], None
+                _write_log(run_dir / "log.csv", history)
+                if epoch < cfg.epochs:
+                    stopped = stop_reason()
+            save_ckpt()
 
     result = {"run_dir": str(run_dir), "name": name, "epochs_done": epoch,
               "best": best, "history": history}
@@ -467,6 +479,32 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     log(f"weights '{name}' written to {path} (best epoch {best['epoch']}, "
         f"val PSNR {best['val_psnr']:.2f} dB)")
     return {**result, "status": "done", "weights": str(path)}
+
+
+class _StopOnSignal:
+    """While active, the first SIGINT / SIGTERM asks the loop to stop after the current step
+    (it then checkpoints); a second SIGINT aborts at once. Main thread only."""
+
+    def __init__(self, log):
+        self.log, self.requested, self._old = log, None, {}
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = f"signal {signal.Signals(signum).name}"
+        self.log(f"{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+                 f"(Ctrl-C again aborts without saving)")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
 
 
 def _fmt(v):

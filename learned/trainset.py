@@ -45,6 +45,7 @@ from cs_bench.errors import CSBenchError
 from cs_bench.sensing import BLOCK, N
 
 from .qinit import second_moment
+from .weights import _umask
 
 SOURCES = ("t91", "synthetic")
 RECIPE_VERSION = 1
@@ -64,9 +65,11 @@ class Recipe:
 
     def check(self):
         if self.source not in SOURCES:
-            raise CSBenchError(f"unknown training source '{self.source}'; valid: {', '.join(SOURCES)}")
+            raise CSBenchError(f"unknown training source '{self.source}'; valid: "
+                               f"{', '.join(SOURCES)}")
         if self.n_blocks < 1 or self.n_val < 1:
-            raise CSBenchError("the training set needs at least one training and one validation block")
+            raise CSBenchError("the training set needs at least one training and one "
+                               "validation block")
         if self.stratify != "area":
             raise CSBenchError(f"unknown stratification '{self.stratify}'; valid: area")
         return self
@@ -180,6 +183,7 @@ def _atomic_save(path, arr):
     try:
         with os.fdopen(fd, "wb") as f:
             np.save(f, arr, allow_pickle=False)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -192,6 +196,7 @@ def _atomic_text(path, text):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -99,13 +99,21 @@ def sha256(path):
     return _sha256_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
+def _umask():
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
 def _atomic_write(path, write):
+    """Write ``path`` through a temporary file in the same folder and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -181,3 +181,21 @@ def test_cuda_device_request_without_cuda_is_a_clear_error():
         pytest.skip("CUDA present")
     with pytest.raises(CSBenchError, match="CUDA is not available"):
         _ = get_method("ista-net", device="cuda").device
+
+
+def test_weights_trained_with_a_users_phi_accept_only_that_phi(trained, tmp_path):
+    Phi = np.linalg.qr(np.random.default_rng(3).standard_normal((1089, 109)))[0].T
+    np.save(tmp_path / "phi.npy", Phi)
+    cfg = TrainConfig(method="ista-net", ratio=0.1, phases=1, nf=4, epochs=1, batch=64,
+                      recipe=RECIPE, phi_path=str(tmp_path / "phi.npy"), name="user-phi",
+                      out=str(tmp_path / "run"), device="cpu", precision="fp32",
+                      checkpoint_every=0)
+    res = train(cfg, progress=False, log=lambda *a: None)
+    assert wt.read_meta(res["weights"])["phi"]["kind"] == "stored"
+    assert np.array_equal(wt.read_tensors(res["weights"])["Phi"].numpy(), Phi)
+    img = np.random.default_rng(4).random((40, 50))
+    rec = get_method("ista-net", weights="user-phi").reconstruct(
+        Problem.from_image(img, 0.1, Phi=Phi))
+    assert rec.shape == img.shape and np.all(np.isfinite(rec))
+    with pytest.raises(CSBenchError, match="own Phi"):
+        get_method("ista-net", weights="user-phi").reconstruct(Problem.from_image(img, 0.1))

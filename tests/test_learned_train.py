@@ -215,3 +215,19 @@ def test_cli_train_stop_resume_and_list(tmp_path, capsys):
     with pytest.raises(CSBenchError, match="nothing to resume"):
         args = p.parse_args(argv[:-1] + [str(tmp_path / "nowhere"), "--resume"])
         args.func(args)
+
+
+def test_a_signal_asks_the_loop_to_stop_instead_of_killing_it():
+    import os
+    import signal
+
+    from cs_bench.learned.train import _StopOnSignal
+
+    messages = []
+    before = signal.getsignal(signal.SIGTERM)
+    with _StopOnSignal(messages.append) as s:
+        assert s.requested is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert s.requested == "signal SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert "checkpoint" in messages[0]
