@@ -179,7 +179,7 @@ def build_parser():
     s.add_argument("action", choices=["path", "clear"])
     s.set_defaults(func=cmd_cache)
 
-    for mod in ("cs_bench.learned.cli", "cs_bench.tables", "cs_bench.bench"):
+    for mod in ("cs_bench.learned.cli", "cs_bench.zoo", "cs_bench.tables", "cs_bench.bench"):
         _add_optional_commands(sub, mod)
     return p
 

@@ -87,3 +87,101 @@ def find(method, ratio, tier=1, **kw):
                 getattr(e, k) == v for k, v in kw.items()):
             return e
     return None
+
+
+# -- training the zoo ------------------------------------------------------------------------
+#: epochs per tier and profile. "cpu": what a 2-core machine can afford across sessions
+#: (Tier 1 gets the larger budget, Tier 2 one smaller budget shared by every ablation model);
+#: "paper": the paper's 300 epochs (for a GPU).
+BUDGET = {("cpu", 1): 10, ("cpu", 2): 2, ("paper", 1): 300, ("paper", 2): 300}
+#: Tier 1 training order: the paper's headline models first (they get the longest budgets)
+PRIORITY = ("ista-net_r0.25_np9_nf32", "ista-net_r0.1_np9_nf32", "fista-net_r0.25_np9_nf32",
+            "fista-net_r0.1_np9_nf32")
+RUNS = "zoo_runs"  # checkpoints and logs, committed so training continues across sessions
+
+
+def ordered(tier):
+    es = [e for e in ZOO if e.tier == tier]
+    rank = {n: i for i, n in enumerate(PRIORITY)}
+    return sorted(es, key=lambda e: (rank.get(e.name, len(rank)), es.index(e)))
+
+
+def shipped(name):
+    """Metadata of the weights shipped in the package under ``name``, or None."""
+    from .learned import weights as wt
+
+    p = wt.package_dir() / (name + wt.SUFFIX)
+    return wt.read_meta(p) if p.is_file() else None
+
+
+def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None, root=".",
+              log=print):
+    """Train every missing zoo model of a tier into the package's weights folder.
+
+    Each model trains in ``zoo_runs/<name>/`` with a checkpoint every epoch (and every few
+    hundred steps); a run that finds a checkpoint resumes it. ``time_budget`` (seconds) stops
+    the whole call when spent, resumable. Finished weights go to ``learned/weights/``.
+    """
+    import os
+    import time
+
+    from .learned import weights as wt
+    from .learned.train import TrainConfig, train
+
+    t0 = time.perf_counter()
+    os.environ["CS_BENCH_WEIGHTS"] = str(wt.package_dir())  # install straight into the package
+    epochs = BUDGET[(profile, tier)]
+    for e in ordered(tier):
+        if only and e.name not in only:
+            continue
+        meta = shipped(e.name)
+        if meta and meta.get("epochs_done", 0) >= epochs:
+            log(f"{e.name}: done ({meta['epochs_done']} epochs)")
+            continue
+        left = None if time_budget is None else time_budget - (time.perf_counter() - t0)
+        if left is not None and left <= 60:
+            log("time budget spent; run again to continue")
+            return 0
+        init = e.init_from if e.init_from and shipped(e.init_from) else None
+        run_dir = f"{root}/{RUNS}/{e.name}"
+        cfg = TrainConfig.from_profile(profile, method=e.method, ratio=e.ratio, phases=e.phases,
+                                       nf=e.nf, gamma=e.gamma, epochs=epochs, device=device,
+                                       name=e.name, out=run_dir, init_from=init, force=True,
+                                       time_budget=left)
+        resume = os.path.isfile(f"{run_dir}/checkpoint.safetensors")
+        log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
+        result = train(cfg, resume=resume)
+        if result["status"] != "done":
+            return 0
+    return 0
+
+
+def add_commands(sub):
+    s = sub.add_parser("train-zoo", help="train the zoo models the paper's tables need")
+    s.add_argument("--tier", type=int, choices=[1, 2], default=1)
+    s.add_argument("--profile", choices=["cpu", "paper"], default="cpu")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--only", help="comma-separated zoo names")
+    s.add_argument("--time-budget", help="stop after this long (e.g. 90m, 2h); resumable")
+    s.add_argument("--list", action="store_true", help="list the zoo and what is trained")
+    s.set_defaults(func=cmd_train_zoo)
+
+
+def cmd_train_zoo(args):
+    if args.list:
+        for t in (1, 2):
+            for e in ordered(t):
+                meta = shipped(e.name)
+                state = (f"{meta['epochs_done']} ep, val {meta.get('val_psnr', float('nan')):.2f} dB"
+                         if meta else "not trained")
+                print(f"tier {t}  {e.name:<36} {state}")
+        return 0
+    budget = None
+    if args.time_budget:
+        from .learned.train import parse_duration
+
+        budget = parse_duration(args.time_budget)
+    only = [n.strip() for n in args.only.split(",")] if args.only else None
+    for n in only or []:
+        entry(n)
+    return train_zoo(args.tier, args.profile, args.device, only, budget)
