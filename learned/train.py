@@ -439,6 +439,9 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
             if step_in_epoch == steps_per_epoch:  # epoch complete: validate, record, checkpoint
                 seconds = time.perf_counter() - t_epoch
                 psnr = val_psnr(net, op, data.val, device)
+                if not math.isfinite(psnr) and psnr != float("inf"):
+                    log(f"epoch {epoch + 1}: validation PSNR is {psnr} (diverged?)")
+                    psnr = -float("inf")
                 row = {"epoch": epoch + 1, "steps": global_step, "lr": lr,
                        "train_loss": acc[0] / acc[3], "train_mse": acc[1] / acc[3],
                        "train_sym": acc[2] / acc[3], "val_psnr": psnr, "seconds": round(seconds, 2),
@@ -469,6 +472,9 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
         return {**result, "status": "stopped", "weights": None}
     # -- done: install the best epoch's weights --------------------------------------
     best_file = run_dir / "best.safetensors"
+    if best["epoch"] is None or not best_file.is_file():
+        raise CSBenchError(f"no epoch of {run_dir} gave a finite validation PSNR (the training "
+                           f"diverged?): try a lower --lr; nothing was installed")
     tensors = wt.read_tensors(best_file)
     meta = wt.read_meta(best_file)
     last = history[-1] if history else {}

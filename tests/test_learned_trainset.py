@@ -1,7 +1,5 @@
 """Training blocks: stratified sampling, caching, held-out validation, Qinit."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -81,8 +79,9 @@ def test_recipe_checks():
         ts.Recipe(n_blocks=0).check()
 
 
-@pytest.mark.skipif(not os.environ.get("CS_BENCH_DATA"), reason="needs CS_BENCH_DATA (T91)")
-def test_t91_blocks_hold_out_whole_images(tmp_path, monkeypatch):
+def test_t91_blocks_hold_out_whole_images(tmp_path, monkeypatch, data_dir):
+    if not (data_dir / "T91").is_dir():
+        pytest.skip("T91 not available (set CS_BENCH_DATA)")
     monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path))
     r = ts.Recipe(source="t91", n_blocks=910, n_val=100, val_images=5, seed=0)
     a = ts.load(r)
