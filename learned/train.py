@@ -65,9 +65,10 @@ PROFILES = {
     "paper": {"epochs": 300, "lr": 1e-3, "batch": 64, "schedule": "constant", "precision": "fp32"},
     "cpu": {"epochs": 5, "lr": 1e-3, "batch": 64, "schedule": "cosine", "precision": "auto"},
 }
-#: fields a resumed run must share with its checkpoint
+#: fields a resumed run must share with its checkpoint (``init_from`` only matters at the
+#: start: a resumed run keeps the record of the warm start its checkpoint made)
 FIXED = ("method", "ratio", "phases", "nf", "gamma", "loss", "sym_input", "out_act", "mu_init",
-         "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "init_from")
+         "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path")
 
 
 @dataclass
@@ -319,7 +320,7 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     # -- model and optimizer ---------------------------------------------------------
     torch.manual_seed(cfg.seed)
     net = build(arch, M, cfg.phases, cfg.nf, cfg.out_act, cfg.mu_init)
-    init_record = warm_start(net, arch, cfg.init_from) if cfg.init_from else None
+    init_record = warm_start(net, arch, cfg.init_from) if cfg.init_from and not resume else None
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     fwd = net

@@ -231,3 +231,13 @@ def test_a_signal_asks_the_loop_to_stop_instead_of_killing_it():
         assert s.requested == "signal SIGTERM"
     assert signal.getsignal(signal.SIGTERM) is before
     assert "checkpoint" in messages[0]
+
+
+def test_resume_keeps_the_checkpoints_warm_start_record(tmp_path, blocks):
+    """A zoo re-run may name a warm start that did not exist when the run began."""
+    cfg = _cfg(tmp_path, "late-init", epochs=1, max_steps=2)
+    assert train(cfg, trainset=blocks, progress=False, log=_quiet)["status"] == "stopped"
+    res = train(_cfg(tmp_path, "late-init", epochs=1, init_from="not-there"), resume=True,
+                trainset=blocks, progress=False, log=_quiet)
+    assert res["status"] == "done"
+    assert wt.read_meta(res["weights"])["init_from"] is None
