@@ -104,9 +104,12 @@ def _weights_budget(name):
         meta = read_metadata(name)
     except Exception:
         return None
-    return {"epochs": meta.get("epochs_done"), "device": meta.get("device"),
-            "hours": (meta.get("wall_seconds") or 0) / 3600, "val_psnr": meta.get("val_psnr"),
-            "init_from": meta.get("init_from") or ""}
+    init = meta.get("init_from") or ""
+    if isinstance(init, dict):
+        init = init.get("name", "")
+    return {"epochs": meta.get("epochs_done"), "device": meta.get("device_name") or
+            meta.get("device"), "hours": (meta.get("wall_seconds") or 0) / 3600,
+            "val_psnr": meta.get("val_psnr"), "init_from": init}
 
 
 def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True):
