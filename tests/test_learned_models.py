@@ -28,11 +28,13 @@ def trained(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CS_BENCH_WEIGHTS", str(root / "weights"))
         mp.setenv("CS_BENCH_CACHE", str(root / "cache"))
+        old = torch.get_num_threads()
         torch.set_num_threads(1)
         cfg = TrainConfig(method="ista-net", ratio=0.25, phases=1, nf=4, epochs=2, batch=64,
                           recipe=RECIPE, out=str(root / "run"), device="cpu", precision="fp32",
                           checkpoint_every=0)
         res = train(cfg, progress=False, log=lambda *a: None)  # builds and caches RECIPE
+        torch.set_num_threads(old)
     return root, res
 
 
@@ -41,6 +43,16 @@ def _env(trained, monkeypatch):
     root, _ = trained
     monkeypatch.setenv("CS_BENCH_WEIGHTS", str(root / "weights"))
     monkeypatch.setenv("CS_BENCH_CACHE", str(root / "cache"))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _orthonormal_rows(m, seed):
+    """A random m x 1089 matrix with orthonormal rows (not the harness's)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.linalg.qr(torch.randn(1089, m, generator=g, dtype=torch.float64))[0].T.numpy()
 
 
 def _net_of(name):
@@ -124,12 +136,13 @@ def test_cross_ratio_uses_phi_b_and_qinit_b_from_the_same_blocks(trained):
 
 def test_a_users_phi_is_refused(trained):
     img = np.random.default_rng(0).random((40, 40))
-    Phi = np.linalg.qr(np.random.default_rng(1).standard_normal((1089, 272)))[0].T
+    Phi = _orthonormal_rows(272, seed=1)
     with pytest.raises(CSBenchError, match="harness Phi"):
         get_method("ista-net", weights=NAME).reconstruct(Problem.from_image(img, 0.25, Phi=Phi))
+    # the harness's rows in another order are another matrix too
     with pytest.raises(CSBenchError, match="harness Phi"):
         get_method("ista-net", weights=NAME).reconstruct(
-            Problem.from_image(img, 0.25, phi_seed=1, Phi=make_phi(0.25, seed=1)))
+            Problem.from_image(img, 0.25, Phi=make_phi(0.25)[::-1].copy()))
 
 
 def test_missing_weights_give_one_line_with_the_fix():
@@ -184,7 +197,7 @@ def test_cuda_device_request_without_cuda_is_a_clear_error():
 
 
 def test_weights_trained_with_a_users_phi_accept_only_that_phi(trained, tmp_path):
-    Phi = np.linalg.qr(np.random.default_rng(3).standard_normal((1089, 109)))[0].T
+    Phi = _orthonormal_rows(109, seed=3)
     np.save(tmp_path / "phi.npy", Phi)
     cfg = TrainConfig(method="ista-net", ratio=0.1, phases=1, nf=4, epochs=1, batch=64,
                       recipe=RECIPE, phi_path=str(tmp_path / "phi.npy"), name="user-phi",

@@ -22,10 +22,21 @@ NP, NF, M = 9, 32, 109
 @pytest.fixture(autouse=True)
 def _user_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CS_BENCH_WEIGHTS", str(tmp_path / "weights"))
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def their_phi():
+    """Their own Phi: random orthonormal rows, not the harness's matrix."""
+    g = torch.Generator().manual_seed(0)
+    return torch.linalg.qr(torch.randn(1089, M, generator=g, dtype=torch.float64))[0].T.numpy()
 
 
 @pytest.fixture
-def release(tmp_path):
+def release(tmp_path, their_phi):
     """net_params_200.pkl, phi_0_10_1089.mat, Initialization_Matrix_10.mat as they ship."""
     g = torch.Generator().manual_seed(0)
     sd = OrderedDict()
@@ -37,7 +48,7 @@ def release(tmp_path):
         sd[f"module.fcs.{k}.conv1_backward"] = torch.randn(NF, NF, 3, 3, generator=g) * 0.06
         sd[f"module.fcs.{k}.conv2_backward"] = torch.randn(1, NF, 3, 3, generator=g) * 0.06
     rng = np.random.default_rng(0)
-    phi = np.linalg.qr(rng.standard_normal((1089, M)))[0].T  # their own Phi, not ours
+    phi = their_phi
     qinit = rng.standard_normal((1089, M)) * 0.05
     d = tmp_path / "release"
     d.mkdir()
