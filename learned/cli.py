@@ -210,7 +210,8 @@ def cmd_import_official(args):
     path = import_official(args.checkpoint, args.phi, args.qinit, args.name, ratio=args.ratio,
                            overwrite=args.force)
     print(f"imported '{args.name}' -> {path}\nevaluate with: cs-bench run --methods ista-net "
-          f"--param ista-net.weights={args.name} (measuring with the checkpoint's Phi)")
+          f"--param ista-net.weights={args.name} --phi {args.phi}  (the model measures with "
+          f"its own Phi)")
     return 0
 
 

@@ -170,8 +170,9 @@ class LearnedMethod(Method):
             if not _same_phi(problem.Phi, Phi_w):
                 raise CSBenchError(
                     f"weights '{entry.name}' were trained with their own Phi ({Phi_w.shape[0]} x "
-                    f"{Phi_w.shape[1]}); this problem measures with another Phi: measure with "
-                    f"the model's Phi (export it with 'cs-bench export-official {entry.name} DIR')")
+                    f"{Phi_w.shape[1]}); this problem measures with another Phi: run with the "
+                    f"model's Phi ('cs-bench run ... --phi FILE'; 'cs-bench export-official "
+                    f"{entry.name} DIR' writes it)")
             return Phi_w
         seed = int(phi.get("seed", 0))
         Phi_b = make_phi(problem.ratio, seed)
