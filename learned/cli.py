@@ -61,7 +61,8 @@ def add_commands(subparsers):
                         "needed; for tests and trials)")
     p.add_argument("--phi", dest="phi_path", metavar="FILE",
                    help="train with this Phi (.npy/.mat, M x 1089) instead of the harness's")
-    p.add_argument("--init-from", metavar="NAME", help="warm start from these weights")
+    p.add_argument("--init-from", metavar="NAME", help="warm start from these weights; "
+                   "'nearest': the same method's weights at the nearest other ratio")
     p.add_argument("--resume", action="store_true", help="continue the run's checkpoint")
     p.add_argument("--out", metavar="DIR", help="run folder (default <cache>/runs/NAME)")
     p.add_argument("--name", help="weights name (default <method>_r<ratio>[_np<Np>_nf<Nf>], "

@@ -218,6 +218,32 @@ def _phi(cfg):
     return make_phi(cfg.ratio, cfg.phi_seed), {"kind": "harness", "seed": int(cfg.phi_seed)}
 
 
+def nearest_weights(cfg, exclude=None):
+    """The available weights of ``cfg``'s method (same phases and nf for the unrolled nets)
+    trained at the ratio nearest to ``cfg.ratio`` (another ratio than the target name's)."""
+    method = cfg.resolved_method()
+    best = None
+    for e in wt.available():
+        if e.name == exclude:
+            continue
+        try:
+            m = e.meta()
+        except CSBenchError:
+            continue
+        if m.get("method") != method or m.get("ratio") is None:
+            continue
+        if ARCH_OF[method] in UNROLLED and (m.get("phases"), m.get("nf")) != (cfg.phases, cfg.nf):
+            continue
+        d = abs(float(m["ratio"]) - cfg.ratio)
+        if best is None or d < best[0]:
+            best = (d, e.name)
+    if best is None:
+        raise WeightsError(f"--init-from nearest: no trained {method} weights"
+                           + (f" with {cfg.phases} phases and nf {cfg.nf}"
+                              if ARCH_OF[method] in UNROLLED else "") + " to start from")
+    return best[1]
+
+
 def warm_start(net, arch, name):
     """Copy the tensors of weights ``name`` whose names and shapes match into ``net``.
 
@@ -320,7 +346,11 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     # -- model and optimizer ---------------------------------------------------------
     torch.manual_seed(cfg.seed)
     net = build(arch, M, cfg.phases, cfg.nf, cfg.out_act, cfg.mu_init)
-    init_record = warm_start(net, arch, cfg.init_from) if cfg.init_from and not resume else None
+    init_record = None
+    if cfg.init_from and not resume:
+        source = nearest_weights(cfg, exclude=name) if cfg.init_from == "nearest" else cfg.init_from
+        init_record = warm_start(net, arch, source)
+        log(f"warm start from '{source}' ({init_record['copied']} tensors copied)")
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     fwd = net

@@ -241,3 +241,23 @@ def test_resume_keeps_the_checkpoints_warm_start_record(tmp_path, blocks):
                 trainset=blocks, progress=False, log=_quiet)
     assert res["status"] == "done"
     assert wt.read_meta(res["weights"])["init_from"] is None
+
+
+def test_init_from_nearest_picks_the_closest_other_ratio(tmp_path, blocks):
+    def cfg(run, **kw):
+        c = _cfg(tmp_path, run, **kw)
+        c.name = None  # the default (zoo) name
+        return c
+
+    for r in (0.1, 0.4):
+        train(cfg(f"r{r}", ratio=r, epochs=1), trainset=blocks, progress=False, log=_quiet)
+    train(cfg("other-nf", ratio=0.3, nf=4, epochs=1), trainset=blocks, progress=False,
+          log=_quiet)  # nearer, but another nf: not a candidate
+    res = train(cfg("r0.3", ratio=0.3, epochs=1, init_from="nearest"), trainset=blocks,
+                progress=False, log=_quiet)
+    assert res["name"] == "ista-net_r0.3_np2_nf6"
+    rec = wt.read_meta(res["weights"])["init_from"]
+    assert rec["name"] == "ista-net_r0.4_np2_nf6" and rec["ratio"] == 0.4
+    with pytest.raises(WeightsError, match="nearest"):
+        train(_cfg(tmp_path, "lonely", method="fista-net", epochs=1, init_from="nearest"),
+              trainset=blocks, progress=False, log=_quiet)
