@@ -261,3 +261,13 @@ def test_init_from_nearest_picks_the_closest_other_ratio(tmp_path, blocks):
     with pytest.raises(WeightsError, match="nearest"):
         train(_cfg(tmp_path, "lonely", method="fista-net", epochs=1, init_from="nearest"),
               trainset=blocks, progress=False, log=_quiet)
+
+
+def test_bf16_autocast_training_runs_and_is_recorded(tmp_path, blocks):
+    res = train(_cfg(tmp_path, "bf16", epochs=2, precision="bf16"), trainset=blocks,
+                progress=False, log=_quiet)
+    meta = wt.read_meta(res["weights"])
+    assert meta["precision"] == "bf16" and np.isfinite(meta["val_psnr"])
+    assert all(v.dtype == torch.float32 for k, v in wt.read_tensors(res["weights"]).items()
+               if k.startswith("net."))
+    assert res["history"][1]["train_loss"] < res["history"][0]["train_loss"]
