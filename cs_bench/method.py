@@ -48,6 +48,11 @@ class Method:
         """Content id of the weights a learned method uses (None for classical ones)."""
         return None
 
+    def weights_id_for(self, ratio):
+        """Content id of the weights used for a run at ``ratio`` (the runner's cache key);
+        a one-line CSBenchError if they are missing or damaged. Default: :attr:`weights_id`."""
+        return self.weights_id
+
     @property
     def device(self):
         return "cpu"

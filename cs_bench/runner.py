@@ -109,11 +109,14 @@ def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding):
     row = {
         "method": method.name, "params": method.params_json(), "scope": method.scope,
         "dataset": ref.dataset, "image": ref.name, "ratio": ratio, "noise_sigma": noise_sigma,
-        "weights_id": method.weights_id, "phi": phi.key, "version": __version__,
+        "weights_id": None, "phi": phi.key, "version": __version__,
         "device": method.device, "error": None,
     }
     try:
-        row.update(cached(method.name, method.scope, method.params_json(), method.weights_id,
+        # the weights used at this ratio, verified before every cache lookup: retrained or
+        # tampered weights never return a result cached for other weights
+        row["weights_id"] = method.weights_id_for(ratio)
+        row.update(cached(method.name, method.scope, method.params_json(), row["weights_id"],
                           code_id(type(method).__module__),
                           f"{ref.dataset}/{ref.name}/{ref.sha256}", ratio, noise_sigma,
                           noise_seed, phi.key, padding, __version__, method, ref, phi))
