@@ -68,6 +68,8 @@ def cmd_run(args):
         method_class(m)  # unknown names fail before any work
     ratios = [check_ratio(r) for r in _split(args.ratios, "ratio")]
     noise = [float(_num(s, "noise")) for s in _split(args.noise, "noise")]
+    if args.jobs == 0:
+        raise CSBenchError("--jobs 0 means no workers: give a count >= 1, or -1 for every core")
     for path in (args.out, args.markdown):
         if path:
             check_writable(path)
