@@ -114,6 +114,9 @@ def _download(ds, rel, digest):
 
     target = cache_dir() / "data" / ds.folder
     fname = rel.split("/", 1)[1]
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # no "Downloading ..." line: an error stays one line
     try:
         return Path(pooch.retrieve(ds.url + fname, known_hash=f"sha256:{digest}", fname=fname,
                                    path=target, progressbar=False))
@@ -125,6 +128,8 @@ def _download(ds, rel, digest):
             f"folder holding {ds.folder}/, or connect to the network and run "
             f"'cs-bench data fetch {ds.name}'"
         ) from None
+    finally:
+        logger.setLevel(level)
 
 
 def image_refs(name, data_dir=None, download=True, verify=True):
