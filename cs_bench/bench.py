@@ -254,7 +254,8 @@ def run_bench(out="results", methods=None, repeats=3, ratio=0.25, dataset="set11
     imgs, src = _images(dataset, data_dir)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     head = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), **versions(), "images": src, "ratio": ratio}
+            "python": platform.python_version(), **versions(), "images": src, "ratio": ratio,
+            "load": os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")}
     log(f"bench on {head['cpu']} ({head['cores']} cores, torch threads {head['torch_threads']})")
     rows = []
     peak = {}
@@ -296,7 +297,9 @@ def report(df, head, peak, thr, floor, top):
              f"Device: {head['cpu']}, {head['cores']} cores, torch threads "
              f"{head['torch_threads']}; Python {head['python']}; "
              + ", ".join(f"{k} {head[k]}" for k in ("numpy", "scipy", "torch", "scikit-image",
-                                                    "PyWavelets", "bm3d")) + ".",
+                                                    "PyWavelets", "bm3d"))
+             + f". Load average at start: {head['load']:.1f} (on {head['cores']} cores: above "
+             "that, other processes shared the CPU and absolute times are inflated).",
              f"Images: nine 256x256 {head['images']} images, ratio {head['ratio']}. "
              "Seconds are reconstruction only, median of repeated runs after a warm-up "
              f"(one run for methods slower than {SLOW_SECONDS:g} s). Learned networks are timed "
