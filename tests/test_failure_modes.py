@@ -1,0 +1,612 @@
+"""Failure modes: each row of docs/failure-modes.md is a test here.
+
+Every bad input or fault gives exactly one line on stderr (no traceback unless ``--debug``),
+the exit code of the table, and keeps what the table says it keeps.
+
+CLI rows run ``python -m cs_bench.cli`` in subprocesses. Each pays the torch import (about
+2-3 s), so a module fixture starts them all in a small thread pool when the first CLI test
+asks and each test waits for its own. Faults a subprocess cannot set up (disk full, Ctrl-C,
+a method that raises, NaN measurements) call :func:`cs_bench.cli.main` or the methods
+in-process.
+"""
+
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from cs_bench import Problem, cli, get_method, list_methods
+from cs_bench.errors import CSBenchError, DataError
+from cs_bench.images import luminance, read_image
+from cs_bench.learned import weights as wt
+from cs_bench.method import Method
+from cs_bench.registry import _REGISTRY, register
+from cs_bench.runner import run
+
+# tiny ISTA-Net: 256 synthetic blocks, batch 64 -> 4 steps per epoch, 2 epochs
+TINY = ["--source", "synthetic", "--blocks", "256", "--val-blocks", "64", "--batch", "64",
+        "--device", "cpu", "--precision", "fp32", "--threads", "1", "--checkpoint-every", "0",
+        "--no-progress"]
+TRAIN = ["train", "ista-net", "--ratio", "0.25", "--phases", "1", "--nf", "4", "--epochs", "2",
+         *TINY]
+ISTA = "ista-net_r0.25_np1_nf4"
+OFFLINE_ENV = {k: "http://127.0.0.1:9" for k in ("https_proxy", "HTTPS_PROXY", "http_proxy",
+                                                  "HTTP_PROXY", "all_proxy", "ALL_PROXY")}
+OFFLINE_ENV.update(no_proxy="", NO_PROXY="")
+
+
+# -- helpers -----------------------------------------------------------------------------
+def one_line(stderr, *needles):
+    """The single stderr line (asserting there is exactly one, holding every needle)."""
+    assert "Traceback" not in stderr, stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+    return lines[0]
+
+
+def _cli(argv, env):
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "cs_bench.cli", *argv], capture_output=True,
+                       text=True, env=env, timeout=300)
+    r.wall = time.perf_counter() - t0
+    return r
+
+
+class _Pool:
+    """CLI runs started together; ``pool[case]`` waits for one."""
+
+    def __init__(self, cases, env):
+        self.ex = ThreadPoolExecutor(max_workers=3)
+        self.futures = {cid: self.ex.submit(_cli, argv, {**env, **extra})
+                        for cid, (argv, extra) in cases.items()}
+
+    def __getitem__(self, cid):
+        return self.futures[cid].result()
+
+    def close(self):
+        self.ex.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("failure_modes")
+
+
+@pytest.fixture(scope="module")
+def base_env(root):
+    env = dict(os.environ)
+    env.update(CS_BENCH_CACHE=str(root / "cache"), CS_BENCH_WEIGHTS=str(root / "weights"))
+    return env
+
+
+@pytest.fixture(scope="module")
+def files(root):
+    """Every bad (and good-but-unusual) input file the CLI rows need."""
+    rng = np.random.default_rng(0)
+    f = {}
+    ok = root / "images_ok"
+    ok.mkdir()
+    rgb = (rng.random((40, 50, 3)) * 255).astype(np.uint8)
+    Image.fromarray((rng.random((40, 50)) * 65535).astype(np.uint16)).save(ok / "gray16.png")
+    Image.fromarray(rgb).save(ok / "colour.png")
+    Image.fromarray(rgb).convert("P").save(ok / "palette.png")
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(ok / "rgba.png")
+    Image.fromarray(rgb[:20, :25, 0]).save(ok / "small.png")  # smaller than one 33x33 block
+    f["ok"] = ok
+    bad = root / "images_bad"
+    bad.mkdir()
+    Image.fromarray(rgb[..., 0]).save(bad / "good.png")
+    data = (ok / "colour.png").read_bytes()
+    (bad / "corrupt.png").write_bytes(data[: len(data) // 2])  # truncated PNG
+    (bad / "zero.png").write_bytes(b"")
+    f["bad"] = bad
+    notimg = root / "not_images"
+    notimg.mkdir()
+    (notimg / "notes.txt").write_text("hello")
+    (notimg / "table.csv").write_text("a,b\n1,2\n")
+    f["notimg"] = notimg
+    np.save(root / "phi_shape.npy", np.zeros((10, 1000)))
+    phi = rng.standard_normal((109, 1089))
+    phi[3, 7] = np.nan
+    np.save(root / "phi_nan.npy", phi)
+    (root / "phi_garbage.npy").write_bytes(b"this is not an npy file")
+    (root / "phi.txt").write_text("1 2 3\n")
+    from scipy.io import savemat
+
+    savemat(root / "phi_nokey.mat", {"A": np.eye(3)})
+    (root / "a_file").write_text("a regular file, not a folder")
+    for d in ("empty_data", "empty_cache", "empty_cache2"):
+        (root / d).mkdir()
+    return f
+
+
+def _run(*extra):
+    return ["run", "--methods", "min-norm", "--ratios", "0.1", "--images", "text", "--quiet",
+            *extra]
+
+
+# -- bad command-line input (subprocess, before any work) ---------------------------------
+# case id -> (argv, extra env, exit code, needles of the one stderr line)
+def _basic_cases(root, f):
+    off = {"CS_BENCH_DATA": str(root / "empty_data"),
+           "CS_BENCH_CACHE": str(root / "empty_cache"), **OFFLINE_ENV}
+    return {
+        "unknown-method": (["run", "--methods", "ista-wavlet"], {}, 2,
+                           ["unknown method 'ista-wavlet'", "did you mean 'ista-wavelet'?",
+                            "valid: "]),
+        "unknown-dataset": (_run("--dataset", "sett11"), {}, 2,
+                            ["unknown dataset 'sett11'", "did you mean 'set11'?", "skimage"]),
+        "unknown-image": (["run", "--methods", "min-norm", "--images", "txet"], {}, 3,
+                          ["no image 'txet' in skimage", "text"]),
+        "ratio-zero": (_run("--ratios", "0"), {}, 2, ["ratio 0 is out of range", "(0, 1]"]),
+        "ratio-negative": (_run("--ratios", "-0.1"), {}, 2, ["ratio -0.1 is out of range"]),
+        "ratio-above-one": (_run("--ratios", "1.5"), {}, 2, ["ratio 1.5 is out of range"]),
+        "ratio-not-a-number": (_run("--ratios", "0.1,abc"), {}, 2,
+                               ["ratio 'abc' is not a number"]),
+        "ratio-nan": (_run("--ratios", "nan"), {}, 2, ["ratio nan is out of range"]),
+        "methods-empty": (["run", "--methods", ""], {}, 2, ["malformed method list ''"]),
+        "methods-only-commas": (["run", "--methods", ","], {}, 2, ["malformed method list ','"]),
+        "noise-nan": (_run("--noise", "nan"), {}, 2, ["noise sigma must be a finite number"]),
+        "noise-negative": (_run("--noise=-0.1"), {}, 2, ["noise sigma must be a finite number"]),
+        "param-bad-value": (["run", "--methods", "tval3", "--param", "tval3.maxit=many"], {}, 2,
+                            ["tval3.maxit: 'many' is not a valid int"]),
+        "scope-unsupported": (["run", "--methods", "reconnet", "--scope", "image"], {}, 2,
+                              ["'reconnet' does not support scope 'image'"]),
+        "jobs-zero": (_run("--jobs", "0"), {}, 2, ["--jobs 0"]),
+        "folder-of-non-images": (_run("--dataset", str(f["notimg"])), {}, 3,
+                                 ["no image files", str(f["notimg"])]),
+        "phi-wrong-shape": (_run("--phi", str(root / "phi_shape.npy")), {}, 2,
+                            ["Phi has shape (10, 1000), expected M x 1089"]),
+        "phi-nan": (_run("--phi", str(root / "phi_nan.npy")), {}, 2,
+                    ["phi_nan.npy: Phi contains NaN or Inf"]),
+        "phi-unreadable": (_run("--phi", str(root / "phi_garbage.npy")), {}, 2,
+                           ["phi_garbage.npy: cannot read Phi"]),
+        "phi-missing": (_run("--phi", str(root / "nope.npy")), {}, 2,
+                        ["cannot read Phi (FileNotFoundError)"]),
+        "phi-other-suffix": (_run("--phi", str(root / "phi.txt")), {}, 2,
+                             ["phi.txt: Phi must be a .npy or .mat file"]),
+        "phi-mat-without-phi": (_run("--phi", str(root / "phi_nokey.mat")), {}, 2,
+                                ["phi_nokey.mat: no variable 'phi' in the .mat file"]),
+        "out-unwritable": (_run("--out", "/proc/cs-bench/r.csv"), {}, 2,
+                           ["cannot write /proc/cs-bench/r.csv"]),
+        "out-is-a-folder": (_run("--out", str(root)), {}, 2, ["it is a directory"]),
+        "out-under-a-file": (_run("--markdown", str(root / "a_file" / "r.md")), {}, 2,
+                             ["cannot write", "a_file"]),
+        "offline-missing-data": (_run("--dataset", "set5"), off, 3,
+                                 ["Set5/", "missing and could not be downloaded", "--data-dir",
+                                  "CS_BENCH_DATA", "cs-bench data fetch set5"]),
+        "offline-data-verify": (["data", "verify", "set5"], off, 3,
+                                ["Set5/", "is missing", "cs-bench data fetch set5"]),
+        "train-bad-ratio": (["train", "ista-net", "--ratio", "0"], {}, 2,
+                            ["ratio 0.0 is out of range"]),
+        "train-nothing-to-resume": (["train", "ista-net", "--ratio", "0.25", "--resume", "--out",
+                                     str(root / "no_run")], {}, 2, ["nothing to resume"]),
+    }
+
+
+def _work_cases(root, f):
+    """CLI runs that do work (their own tests check the results)."""
+    return {
+        "images-ok": (["run", "--methods", "min-norm", "--ratios", "0.1", "--dataset",
+                       str(f["ok"]), "--quiet", "--out", str(root / "ok.csv")], {}),
+        "images-bad": (["run", "--methods", "min-norm", "--ratios", "0.1", "--dataset",
+                        str(f["bad"]), "--quiet", "--out", str(root / "bad.csv")], {}),
+        "debug": (["--debug", "run", "--methods", "ista-wavlet"], {}),
+    }
+
+
+BASIC = list(_basic_cases(Path("/r"), {"notimg": "", "ok": "", "bad": ""}))
+#: one case per row of the table also runs as ``python -m cs_bench.cli`` (the rest of a row's
+#: variants run in-process only: a subprocess costs the torch import)
+SUB_BASIC = [c for c in BASIC if c not in (
+    "ratio-nan", "methods-only-commas", "noise-negative", "out-is-a-folder", "out-under-a-file",
+    "phi-missing", "phi-other-suffix", "phi-mat-without-phi", "offline-data-verify",
+    "train-bad-ratio")]
+
+
+@pytest.fixture(scope="module")
+def basic_cli(root, files, base_env):
+    cases = {cid: c[:2] for cid, c in _basic_cases(root, files).items() if cid in SUB_BASIC}
+    cases.update(_work_cases(root, files))
+    pool = _Pool(cases, base_env)
+    yield pool
+    pool.close()
+
+
+@pytest.mark.parametrize("cid", SUB_BASIC)
+def test_cli_bad_input_is_one_line(basic_cli, root, files, cid):
+    _, _, code, needles = _basic_cases(root, files)[cid]
+    r = basic_cli[cid]
+    assert r.returncode == code, (r.returncode, r.stderr)
+    one_line(r.stderr, *needles)
+    assert r.stdout == ""  # refused before any reconstruction: no table, no files
+    if cid.startswith("offline"):
+        assert r.wall < 60  # the download is refused at once, no waiting for a timeout
+
+
+def _in_process(argv, env, monkeypatch, capsys):
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    rc = cli.main(argv)
+    return rc, capsys.readouterr()
+
+
+@pytest.mark.parametrize("cid", BASIC)
+def test_bad_input_in_process(root, files, cid, monkeypatch, capsys):
+    argv, env, code, needles = _basic_cases(root, files)[cid]
+    rc, std = _in_process(argv, env, monkeypatch, capsys)
+    assert rc == code, std.err
+    one_line(std.err, *needles)
+    assert std.out == ""
+
+
+def test_cli_debug_shows_the_traceback(basic_cli):
+    r = basic_cli["debug"]
+    assert r.returncode == 1
+    assert "Traceback (most recent call last)" in r.stderr
+    assert "CSBenchError: unknown method 'ista-wavlet'" in r.stderr.splitlines()[-1]
+
+
+# -- images -------------------------------------------------------------------------------
+def test_cli_unusual_images_work(basic_cli, root):
+    """16-bit, colour, palette, RGBA and smaller-than-a-block images run (luminance, padded)."""
+    r = basic_cli["images-ok"]
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    df = pd.read_csv(root / "ok.csv")
+    assert sorted(df["image"]) == ["colour", "gray16", "palette", "rgba", "small"]
+    assert df["error"].isna().all() and (df["M"] == 109).all()
+    assert np.isfinite(df["psnr"]).all()
+
+
+@pytest.mark.parametrize("kind", ["gray16", "colour", "palette", "rgba", "gray-alpha", "small"])
+def test_unusual_images_are_read_as_luminance(tmp_path, kind):
+    rng = np.random.default_rng(1)
+    rgb = (rng.random((34, 35, 3)) * 255).astype(np.uint8)
+    p = tmp_path / f"{kind}.png"
+    if kind == "gray16":
+        a = (rng.random((34, 35)) * 65535).astype(np.uint16)
+        Image.fromarray(a).save(p)
+        assert Image.open(p).mode.startswith("I;16")
+        want = a / 257.0
+    elif kind == "colour":
+        Image.fromarray(rgb).save(p)
+        want = luminance(rgb)
+    elif kind == "palette":
+        Image.fromarray(rgb).convert("P").save(p)
+        assert Image.open(p).mode == "P"
+        want = luminance(np.asarray(Image.open(p).convert("RGB")))
+    elif kind == "rgba":
+        Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(p)
+        want = luminance(rgb)
+    elif kind == "gray-alpha":
+        Image.fromarray(rgb[..., :2].copy(), "LA").save(p)
+        want = rgb[..., 0].astype(float)
+    else:  # smaller than one block: zero-padded to 33 x 33, one block, cropped back
+        Image.fromarray(rgb[:20, :25, 0]).save(p)
+        want = rgb[:20, :25, 0].astype(float)
+    got = read_image(p)
+    assert got.shape == want.shape and np.allclose(got, want, atol=1e-9)
+    prob = Problem.from_image(got / 255, 1.0)  # Phi orthogonal: Phi^T y gives the image back
+    assert prob.y.shape[0] == (1 if kind == "small" else 4)
+    assert np.allclose(prob.to_image(prob.y @ prob.Phi), got / 255)
+
+
+def test_cli_corrupt_and_zero_byte_images_are_named(basic_cli, root):
+    """The other images still finish; each bad file is named in the error column."""
+    r = basic_cli["images-bad"]
+    assert r.returncode == 1
+    one_line(r.stderr, "2 of 3 reconstructions failed", "corrupt.png: not a readable image")
+    df = pd.read_csv(root / "bad.csv").set_index("image")
+    assert np.isfinite(df.loc["good", "psnr"]) and pd.isna(df.loc["good", "error"])
+    assert "zero.png: not a readable image" in df.loc["zero", "error"]
+    assert "corrupt.png" in df.loc["corrupt", "error"]
+
+
+# -- data offline -----------------------------------------------------------------------
+def test_missing_data_offline_fails_fast_and_leaves_nothing(root, files, monkeypatch):
+    from cs_bench import data
+
+    monkeypatch.setenv("CS_BENCH_DATA", str(root / "empty_data"))
+    monkeypatch.setenv("CS_BENCH_CACHE", str(root / "empty_cache2"))
+    for k, v in OFFLINE_ENV.items():
+        monkeypatch.setenv(k, v)
+    t0 = time.perf_counter()
+    with pytest.raises(DataError, match="could not be downloaded") as exc:
+        data.image_refs("set5")
+    assert time.perf_counter() - t0 < 15
+    assert "\n" not in str(exc.value)
+    left = [p for p in (root / "empty_cache2").rglob("*") if p.is_file()]
+    assert left == []  # no partial download
+
+
+# -- learned weights ----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(root):
+    """Tiny ISTA-Net (2 epochs) and ReconNet (1 epoch) weights at ratio 0.25, trained with
+    the CLI into the module's weights folder."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CS_BENCH_CACHE", str(root / "cache"))
+        mp.setenv("CS_BENCH_WEIGHTS", str(root / "weights"))
+        assert cli.main(TRAIN + ["--out", str(root / "run_ista")]) == 0
+        assert cli.main(["train", "reconnet", "--ratio", "0.25", "--epochs", "1", *TINY,
+                         "--out", str(root / "run_reconnet")]) == 0
+        # the tampered-weights row: a result cached with good weights, then the file changed
+        tampered = root / "weights_tampered"
+        shutil.copytree(root / "weights", tampered)
+        mp.setenv("CS_BENCH_WEIGHTS", str(tampered))
+        mp.setenv("CS_BENCH_CACHE", str(root / "cache_tampered"))
+        df = run(["ista-net"], "skimage", [0.25], images=["text"], progress=False,
+                 params={"ista-net": {"phases": 1, "nf": 4}})
+        assert df["error"].isna().all()
+        p = tampered / (ISTA + wt.SUFFIX)
+        b = bytearray(p.read_bytes())
+        b[-10] ^= 0xFF
+        p.write_bytes(bytes(b))
+        # a truncated copy, given as a path
+        good = (root / "weights" / (ISTA + wt.SUFFIX)).read_bytes()
+        (root / "truncated.safetensors").write_bytes(good[: len(good) - 100])
+    torch.set_num_threads(threads)
+    return root / "weights" / (ISTA + wt.SUFFIX)
+
+
+def _learned(method, ratio, *params):
+    argv = ["run", "--methods", method, "--ratios", str(ratio), "--images", "text", "--quiet"]
+    for p in params:
+        argv += ["--param", f"{method}.{p}"]
+    return argv
+
+
+def _weights_cases(root):
+    tampered = {"CS_BENCH_WEIGHTS": str(root / "weights_tampered"),
+                "CS_BENCH_CACHE": str(root / "cache_tampered")}
+    return {
+        "weights-tampered": (_learned("ista-net", 0.25, "phases=1", "nf=4"), tampered,
+                             ["1 of 1 reconstructions failed", ISTA + ".safetensors: sha256 "
+                              "mismatch", "delete it and train or import it again"]),
+        "weights-truncated": (_learned("ista-net", 0.25,
+                                       f"weights={root / 'truncated.safetensors'}"), {},
+                              ["truncated.safetensors: not a cs-bench weights file"]),
+        "weights-missing-file": (_learned("ista-net", 0.25,
+                                          f"weights={root / 'nope.safetensors'}"), {},
+                                 ["weights file", "nope.safetensors does not exist"]),
+        "weights-other-ratio": (_learned("ista-net", 0.1, "phases=1", "nf=4"), {},
+                                ["no weights named 'ista-net_r0.1_np1_nf4'", f"available: {ISTA}",
+                                 "train them with: cs-bench train ista-net --ratio 0.1 "
+                                 "--phases 1 --nf 4"]),
+        "weights-other-ratio-fixed-M": (_learned("reconnet", 0.1, "weights=reconnet_r0.25"), {},
+                                        ["weights 'reconnet_r0.25' take M=272 measurements",
+                                         "this run has M=109"]),
+        "weights-other-trained-ratio": (_learned("ista-net", 0.1, f"weights={ISTA}",
+                                                 "trained_ratio=0.4"), {},
+                                        ["were trained at ratio 0.25, not trained_ratio=0.4"]),
+        "weights-other-phases": (_learned("ista-net", 0.25, f"weights={ISTA}", "phases=3"), {},
+                                 ["have phases=1 but ista-net.phases=3",
+                                  "pass --param ista-net.phases=1"]),
+    }
+
+
+WEIGHTS = list(_weights_cases(Path("/r")))
+SUB_WEIGHTS = [c for c in WEIGHTS if c not in ("weights-missing-file",
+                                               "weights-other-trained-ratio")]
+
+
+@pytest.fixture(scope="module")
+def weights_cli(root, trained, base_env):
+    pool = _Pool({cid: c[:2] for cid, c in _weights_cases(root).items() if cid in SUB_WEIGHTS},
+                 base_env)
+    yield pool
+    pool.close()
+
+
+@pytest.mark.parametrize("cid", SUB_WEIGHTS)
+def test_cli_bad_weights_fail_the_run_in_one_line(weights_cli, root, cid):
+    """Damaged or mismatched weights: the row's error column, exit 1, one stderr line."""
+    needles = _weights_cases(root)[cid][2]
+    r = weights_cli[cid]
+    assert r.returncode == 1, r.stderr
+    line = one_line(r.stderr, *needles)
+    assert line.startswith("cs-bench: 1 of 1 reconstructions failed")
+    assert "Failures:" in r.stdout  # the table lists the failure too
+
+
+@pytest.mark.parametrize("cid", WEIGHTS)
+def test_bad_weights_in_process(trained, root, cid, monkeypatch, capsys):
+    argv, env, needles = _weights_cases(root)[cid]
+    monkeypatch.setenv("CS_BENCH_WEIGHTS", str(root / "weights"))
+    rc, std = _in_process(argv, env, monkeypatch, capsys)
+    assert rc == 1, std.err
+    one_line(std.err, "cs-bench: 1 of 1 reconstructions failed", *needles)
+
+
+def test_training_over_existing_weights_is_refused(trained, tmp_path, monkeypatch, capsys):
+    before = trained.read_bytes()
+    monkeypatch.setenv("CS_BENCH_WEIGHTS", str(trained.parent))
+    rc, std = _in_process(TRAIN + ["--out", str(tmp_path / "run")], {}, monkeypatch, capsys)
+    assert rc == 4
+    one_line(std.err, f"weights '{ISTA}' already exist", "--force", "--resume")
+    assert trained.read_bytes() == before and not (tmp_path / "run").exists()
+
+
+# -- disk full ----------------------------------------------------------------------------
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_disk_full_while_writing_results_keeps_the_previous_file(tmp_path, monkeypatch,
+                                                                  capsys):
+    out = tmp_path / "r.csv"
+    out.write_text("the previous results\n")
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "fsync", _enospc)
+        assert cli.main(_run("--out", str(out))) == 2
+    one_line(capsys.readouterr().err, f"cannot write {out}: No space left on device")
+    assert out.read_text() == "the previous results\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]  # no temporary file left
+    # space freed: the rerun takes the cached row and writes the file
+    assert cli.main(_run("--out", str(out))) == 0
+    assert pd.read_csv(out)["image"].tolist() == ["text"]
+
+
+def test_disk_full_while_training_keeps_the_checkpoint(trained, tmp_path, monkeypatch, capsys):
+    import safetensors.torch
+
+    monkeypatch.setenv("CS_BENCH_WEIGHTS", str(tmp_path / "weights"))
+    argv = TRAIN + ["--name", "full", "--out", str(tmp_path / "run")]
+    ckpt = tmp_path / "run" / "checkpoint.safetensors"
+    assert cli.main(argv + ["--max-steps", "2"]) == 0
+    before = ckpt.read_bytes()
+    capsys.readouterr()
+    with monkeypatch.context() as mp:
+        mp.setattr(safetensors.torch, "save_file", _enospc)
+        assert cli.main(argv + ["--resume"]) == 1
+    one_line(capsys.readouterr().err, "OSError", "No space left on device", "--debug")
+    assert ckpt.read_bytes() == before
+    assert [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")] == []
+    assert not (tmp_path / "weights" / "full.safetensors").exists()
+    # space freed: resuming ends with the weights of an uninterrupted run
+    assert cli.main(argv + ["--resume"]) == 0
+    _same_weights(tmp_path / "weights" / "full.safetensors", trained)
+
+
+def _same_weights(a, b):
+    ta, tb = wt.read_tensors(a), wt.read_tensors(b)
+    assert ta.keys() == tb.keys()
+    for k in ta:
+        assert torch.allclose(ta[k], tb[k], rtol=0, atol=1e-6), k
+
+
+# -- Ctrl-C -------------------------------------------------------------------------------
+_INTERRUPT = {"on": None}
+
+
+@pytest.fixture
+def interruptible():
+    calls = []
+
+    @register("_fm-interruptible")
+    class Interruptible(Method):
+        def reconstruct(self, problem):
+            calls.append(problem.name)
+            if problem.name == _INTERRUPT["on"]:
+                raise KeyboardInterrupt  # what Ctrl-C does in the middle of a method
+            return problem.to_image(problem.y @ problem.Phi)
+
+    yield calls
+    del _REGISTRY["_fm-interruptible"]
+    _INTERRUPT["on"] = None
+
+
+def test_ctrl_c_in_run_keeps_finished_rows_and_resumes(interruptible, tmp_path, monkeypatch,
+                                                       capsys):
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "r.csv"
+    out.write_text("the previous results\n")
+    argv = ["run", "--methods", "_fm-interruptible", "--ratios", "0.1", "--images",
+            "text,page,coins", "--quiet", "--out", str(out)]
+    _INTERRUPT["on"] = "page"  # Ctrl-C on the second image
+    assert cli.main(argv) == 130
+    one_line(capsys.readouterr().err, "interrupted", "finished results are cached",
+             "run the same command again to resume")
+    assert out.read_text() == "the previous results\n"  # no half-written CSV
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "r.csv"]
+    _INTERRUPT["on"] = None
+    assert cli.main(argv) == 0
+    assert interruptible == ["text", "page", "page", "coins"]  # text came from the cache
+    assert sorted(pd.read_csv(out)["image"]) == ["coins", "page", "text"]
+
+
+@pytest.mark.parametrize("presses", [1, 2], ids=["once", "twice"])
+def test_ctrl_c_during_training_resumes_to_the_same_weights(trained, tmp_path, monkeypatch,
+                                                           capsys, presses):
+    """Once: stop after the step, checkpoint, exit 0. Twice: abort at once (exit 130) with
+    the last epoch's checkpoint. Either way ``--resume`` ends with the uninterrupted weights."""
+    from cs_bench.learned import train as train_mod
+
+    monkeypatch.setenv("CS_BENCH_WEIGHTS", str(tmp_path / "weights"))
+    real, fired, handler = train_mod.lr_at, [], signal.getsignal(signal.SIGINT)
+
+    def lr_at(cfg, step, total):
+        if step == 6 and not fired:  # the 3rd step of epoch 2
+            fired.append(step)
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)  # let the handler run before the next press
+        return real(cfg, step, total)
+
+    monkeypatch.setattr(train_mod, "lr_at", lr_at)
+    argv = TRAIN + ["--name", "ctrl-c", "--out", str(tmp_path / "run")]
+    ckpt = tmp_path / "run" / "checkpoint.safetensors"
+    rc = cli.main(argv)
+    out, err = capsys.readouterr()
+    assert fired and ckpt.is_file()
+    assert not (tmp_path / "weights" / "ctrl-c.safetensors").exists()
+    if presses == 1:
+        assert rc == 0 and err == ""
+        assert "SIGINT: stopping after this step" in out and "continue with --resume" in out
+    else:
+        assert rc == 130
+        one_line(err, "interrupted")
+    assert signal.getsignal(signal.SIGINT) is handler  # the training's handler is gone
+    assert cli.main(argv + ["--resume"]) == 0
+    _same_weights(tmp_path / "weights" / "ctrl-c.safetensors", trained)
+
+
+# -- NaN measurements ---------------------------------------------------------------------
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize("method", list_methods())
+def test_non_finite_measurements_raise_one_line(method, bad):
+    prob = Problem.from_image(np.full((40, 40), 0.5), 0.25)
+    prob.y[1, 3] = bad
+    with pytest.raises(CSBenchError, match="NaN or Inf") as exc:
+        get_method(method).reconstruct(prob)
+    assert "\n" not in str(exc.value)
+
+
+# -- a method that raises on one image ----------------------------------------------------
+@pytest.fixture
+def flaky():
+    calls = []
+
+    @register("_fm-flaky")
+    class Flaky(Method):
+        def reconstruct(self, problem):
+            calls.append(problem.name)
+            if problem.name == "page":
+                raise ValueError("did not converge")
+            return problem.to_image(problem.y @ problem.Phi)
+
+    yield calls
+    del _REGISTRY["_fm-flaky"]
+
+
+def test_a_method_failing_on_one_image(flaky, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "r.csv"
+    argv = ["run", "--methods", "_fm-flaky", "--ratios", "0.1", "--images", "text,page,coins",
+            "--quiet", "--out", str(out)]
+    assert cli.main(argv) == 1
+    std = capsys.readouterr()
+    one_line(std.err, "1 of 3 reconstructions failed; first: _fm-flaky on page: "
+             "ValueError: did not converge")
+    df = pd.read_csv(out).set_index("image")
+    assert df.loc["page", "error"] == "ValueError: did not converge"
+    assert df.loc[["text", "coins"], "error"].isna().all()
+    assert np.isfinite(df.loc[["text", "coins"], "psnr"]).all()
+    assert "Failures:" in std.out
+    assert cli.main(argv) == 1
+    assert flaky == ["text", "page", "coins", "page"]  # the failure was not cached
