@@ -49,13 +49,7 @@ def _load_all():
     if _loaded:
         return
     for mod in METHOD_MODULES:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            # a method module that is not written yet is skipped; a missing dependency
-            # *inside* an existing module is a real error
-            if exc.name != mod:
-                raise
+        importlib.import_module(mod)  # a listed module that fails to import is an error
     _loaded = True
 
 
