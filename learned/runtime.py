@@ -4,8 +4,8 @@
 (``"cuda:1"`` etc. also work). ``precision``: ``"fp32"`` or ``"bf16"`` (autocast: the
 convolutions run in bfloat16, parameters, optimizer and the Phi products stay float32),
 or ``"auto"``: bf16 where bfloat16 is markedly faster: CUDA GPUs with bf16 and CPUs with
-AMX tiles; else fp32. (On the development CPU, AVX512-BF16 without AMX, a bf16 ISTA-Net
-training step measured 0.8x the speed of fp32 side by side, so "auto" keeps fp32 there.)
+AMX tiles; else fp32. (On the development CPU, AVX512-BF16 without AMX, bf16 ISTA-Net
+training measured 0.65-0.76x the speed of fp32 side by side, so "auto" keeps fp32 there.)
 
 ``threads``: torch's intra-op threads (None = torch's default, one per core). On a CPU
 shared with other busy processes, 1 thread was 3x faster than 2 in our measurement
