@@ -12,6 +12,10 @@ ifneq ($(wildcard $(SHARED_DATA)/SHA256SUMS),)
 export CS_BENCH_DATA ?= $(SHARED_DATA)
 endif
 
+# One BLAS thread per process: numpy's QR (make_phi) takes 22 s with OpenBLAS threads fighting
+# torch's on 2 cores and 0.7 s without; the runner parallelises over images instead (--jobs).
+export OPENBLAS_NUM_THREADS ?= 1
+
 .PHONY: install test tables bench train lint clean-cache help
 
 help:
