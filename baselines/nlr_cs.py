@@ -227,6 +227,7 @@ class NLRCS(Method):
         "init_iters": 100,  # CG steps of the initial estimate
         "cg_iters": 30,  # CG steps per x update (at most)
     }
+    param_types = {"tau": float}
     summary = "NLR-CS: nonlocal low-rank (log-det) regularisation, ADMM (Dong et al. 2014)"
 
     def tau_for(self, ratio):

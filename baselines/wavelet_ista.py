@@ -204,6 +204,7 @@ class _WaveletISTA(Method):
     family = "classical"
     scopes = ("block", "image")
     params: ClassVar[dict] = {"iters": None, "tau": None, "wavelet": None, "levels": None}
+    param_types: ClassVar[dict] = {"iters": int, "tau": float, "wavelet": str, "levels": int}
     fista = False
 
     def settings(self, ratio):

@@ -5,6 +5,7 @@ shows the traceback instead.
 """
 
 import argparse
+import errno
 import sys
 
 from . import __version__
@@ -198,6 +199,9 @@ def _add_optional_commands(sub, module):
     mod.add_commands(sub)
 
 
+#: OSErrors the machine causes (full disk, quota, read-only or forbidden place), not bugs
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -208,6 +212,17 @@ def main(argv=None):
             raise
         print(f"cs-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if args.debug:
+            raise
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            print(f"cs-bench: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
+                  f"for the traceback)", file=sys.stderr)
+            return 1
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"cs-bench: error: {where}{exc.strerror or exc}; what was saved before is intact: "
+              f"fix that and run the same command again", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         if args.debug:
             raise

@@ -178,4 +178,7 @@ def image_folder_refs(folder):
     paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in exts)
     if not paths:
         raise DataError(f"{folder}: no image files (.png, .bmp, .tif, .jpg, .pgm) in this folder")
-    return [ImageRef(str(folder), p.stem, sha256_file(p), str(p)) for p in paths]
+    stems = [p.stem for p in paths]
+    # an image is named by its stem; two files with one stem (a.png, a.tif) keep their suffix
+    names = [p.name if stems.count(p.stem) > 1 else p.stem for p in paths]
+    return [ImageRef(str(folder), n, sha256_file(p), str(p)) for n, p in zip(names, paths)]

@@ -7,6 +7,8 @@ A method is a class registered with :func:`cs_bench.registry.register`. It decla
   every block independently (the papers' protocol); ``"image"`` reconstructs the whole
   image from the same block measurements;
 * ``params``: its parameters with defaults (``None`` = chosen from the ratio);
+* ``param_types``: the type (int, float or str) of every parameter whose default is ``None``,
+  so the command line can convert and check its values (str when not listed);
 
 and implements :meth:`Method.reconstruct`, which takes a :class:`~cs_bench.problem.Problem`
 and returns the image (H x W, pixels on the [0, 1] scale).
@@ -22,6 +24,7 @@ class Method:
     family = "classical"
     scopes = ("block",)
     params = {}
+    param_types = {}
     #: one-line description shown by ``cs-bench list``
     summary = ""
 

@@ -87,17 +87,16 @@ def parse_param(method_name, key, value):
             raise ValueError
         if isinstance(default, int):
             return int(value)
-        if isinstance(default, float) or default is None:
-            if default is None and value.lower() == "none":
+        if isinstance(default, float):
+            return float(value)
+        if default is None:
+            if value.lower() == "none":
                 return None
-            try:
-                return int(value) if default is None and value.isdigit() else float(value)
-            except ValueError:
-                if default is None:
-                    return value
-                raise
+            kind = cls.param_types.get(key, str)
+            return kind(value)
         return value
     except ValueError:
+        kind = type(default) if default is not None else cls.param_types.get(key, str)
         raise CSBenchError(
-            f"parameter {method_name}.{key}: '{value}' is not a valid {type(default).__name__}"
+            f"parameter {method_name}.{key}: '{value}' is not a valid {kind.__name__}"
         ) from None

@@ -152,7 +152,7 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
         result = train(cfg, resume=resume)
         if result["status"] != "done":
-            return 0
+            return 130 if result.get("interrupted") else 0
     return 0
 
 

@@ -158,6 +158,8 @@ def cmd_train(args):
 
     cfg = config_from_args(args)
     result = train(cfg, resume=args.resume, progress=not args.no_progress)
+    if result.get("interrupted"):
+        return 130  # stopped by Ctrl-C / SIGTERM (checkpointed, resumable): not a finished run
     return 0 if result["status"] in ("done", "stopped") else 1
 
 

@@ -205,12 +205,14 @@ class LearnedMethod(Method):
 
 _UNROLLED_PARAMS = {"phases": None, "nf": None, "weights": None, "trained_ratio": None,
                     "device": "auto", "batch": 1024}
+_UNROLLED_TYPES = {"phases": int, "nf": int, "weights": str, "trained_ratio": float}
 
 
 @register("ista-net")
 class ISTANetMethod(LearnedMethod):
     arch = "ista-net"
     params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
+    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
     summary = "ISTA-Net (Zhang & Ghanem 2018): unrolled ISTA with learned transforms, loss L"
 
 
@@ -218,6 +220,7 @@ class ISTANetMethod(LearnedMethod):
 class ISTANetStarMethod(LearnedMethod):
     arch = "ista-net"
     params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
+    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
     summary = "ISTA-Net*: ISTA-Net trained with L* (MSE of every phase, Eq. 15)"
 
 
@@ -225,6 +228,7 @@ class ISTANetStarMethod(LearnedMethod):
 class FISTANetMethod(LearnedMethod):
     arch = "fista-net"
     params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
+    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
     summary = "FISTA-Net: ISTA-Net with a learned momentum step mu(k) per phase, loss L"
 
 
@@ -232,6 +236,7 @@ class FISTANetMethod(LearnedMethod):
 class FISTANetStarMethod(LearnedMethod):
     arch = "fista-net"
     params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
+    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
     summary = "FISTA-Net*: FISTA-Net trained with L* (Eq. 15)"
 
 

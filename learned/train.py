@@ -502,7 +502,8 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     if stopped:
         log(f"stopped ({stopped}) at epoch {epoch + 1}, step {step_in_epoch}/{steps_per_epoch}; "
             f"continue with --resume (checkpoint {ckpt_path})")
-        return {**result, "status": "stopped", "weights": None}
+        return {**result, "status": "stopped", "weights": None,
+                "interrupted": bool(signals.requested)}
     # -- done: install the best epoch's weights --------------------------------------
     best_file = run_dir / "best.safetensors"
     if best["epoch"] is None or not best_file.is_file():

@@ -93,6 +93,7 @@ BM3D_SETTINGS = [
     {"bm3d_profile": "lc"},
     {"bm3d_profile": "lc", "bm3d_ht_iters": 25},
     {"bm3d_profile": "lc", "bm3d_ht_iters": 29},
+    {"bm3d_profile": "lc", "bm3d_ht_iters": 30},
 ]
 #: the reference: the full two-stage BM3D of the package's normal profile in every iteration
 BM3D_REFERENCE = [{"bm3d_profile": "np"}]

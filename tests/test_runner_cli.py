@@ -135,3 +135,15 @@ def test_cli_small_image_is_padded(tmp_path):
             "--quiet", "--no-cache")
     assert r.returncode == 0, r.stderr
     assert "min-norm" in r.stdout
+
+
+def test_folder_images_with_one_stem_keep_their_suffix(tmp_path):
+    from PIL import Image
+
+    from cs_bench.data import image_folder_refs
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "a.tif", "b.png"):
+        Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(tmp_path / name)
+    names = [r.name for r in image_folder_refs(tmp_path)]
+    assert names == ["a.png", "a.tif", "b"]
