@@ -359,6 +359,8 @@ def add_commands(sub):
     s.add_argument("--ratio", type=float, default=0.25)
     s.add_argument("--dataset", default="set11")
     s.add_argument("--data-dir")
+    s.add_argument("--threads", type=int,
+                   help="torch CPU threads (default: torch's; 1 when another job holds a core)")
     s.set_defaults(func=cmd_bench)
 
 
@@ -370,6 +372,13 @@ def cmd_bench(args):
         methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         for m in methods:
             method_class(m)
+    if args.threads is not None:
+        from .errors import CSBenchError
+        from .learned.runtime import set_threads
+
+        if args.threads < 1:
+            raise CSBenchError(f"--threads must be at least 1, got {args.threads}")
+        set_threads(args.threads)
     run_bench(args.out, methods, args.repeats, args.ratio, args.dataset, args.data_dir)
     return 0
 

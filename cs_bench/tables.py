@@ -253,6 +253,38 @@ def write_tables(cells_df, runs, out):
         write_csv(runs, out / "all_runs.csv")
 
 
+README_START, README_END = "<!-- table2:start -->", "<!-- table2:end -->"
+
+
+def update_readme(table2_md, readme="README.md"):
+    r"""Put Table 2 between the README's ``<!-- table2:start/end -->`` markers (if it has them).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "README.md"
+    >>> _ = p.write_text("intro\n<!-- table2:start -->\nold\n<!-- table2:end -->\nrest\n")
+    >>> update_readme("# Table 2: x\n\n| a |\n", p)
+    True
+    >>> print(p.read_text())
+    intro
+    <!-- table2:start -->
+    | a |
+    <!-- table2:end -->
+    rest
+    <BLANKLINE>
+    """
+    path = Path(readme)
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    body = "\n".join(ln for ln in table2_md.strip().splitlines() if not ln.startswith("# "))
+    atomic_write_text(path, f"{head}{README_START}\n{body.strip()}\n{README_END}{tail}")
+    return True
+
+
 def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,
                 progress=True):
     t0 = time.perf_counter()
@@ -261,6 +293,9 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
     runs = compute(all_cells, dataset, data_dir, jobs, progress)
     cells_df = assemble(all_cells, runs)
     write_tables(cells_df, runs, out)
+    t2 = out / "table2.md"
+    if t2.is_file() and out.resolve().parent == Path.cwd().resolve():
+        update_readme(t2.read_text(), Path.cwd() / "README.md")
     if figures:
         from . import figures as figs
 
