@@ -79,19 +79,36 @@ def _keyed_evaluate(method_name, scope, params_json, weights_id, code_id, image_
 
 
 @lru_cache(maxsize=None)
-def code_id(module_name):
-    """Hash of the source of a method's package folder and the harness core it relies on.
+def _local_sources(path):
+    """``path`` and the modules of its own folder it imports (``from .x import``), transitively."""
+    import ast
 
-    Part of the cache key, so editing a solver invalidates its cached results.
+    seen, todo = set(), [Path(path)]
+    while todo:
+        p = todo.pop()
+        if p in seen or not p.is_file():
+            continue
+        seen.add(p)
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                names = [node.module] if node.module else [a.name for a in node.names]
+                todo += [p.parent / (n.split(".")[0] + ".py") for n in names]
+    return sorted(seen)
+
+
+def code_id(module_name):
+    """Hash of the source of a method's module, the modules of its folder it imports, and the
+    harness core it relies on.
+
+    Part of the cache key, so editing a solver invalidates its cached results (and only its).
     """
     import hashlib
     import importlib
 
     mod = importlib.import_module(module_name)
-    folder = Path(mod.__file__).parent
     core = Path(__file__).parent
     h = hashlib.sha256()
-    files = sorted(folder.glob("*.py")) + [core / f for f in ("problem.py", "sensing.py",
+    files = _local_sources(mod.__file__) + [core / f for f in ("problem.py", "sensing.py",
                                                                "blocks.py", "method.py")]
     for f in files:
         h.update(f.name.encode())
