@@ -132,7 +132,12 @@ def psnr_vs_ratio(runs, out):
 
 
 def write_all(cells_df, runs, out, dataset="set11", data_dir=None):
-    fig5_visual(cells_df, out, dataset, data_dir)
-    fig6a(cells_df, out)
-    fig6b(cells_df, out)
+    """Every figure whose cells are in ``cells_df`` (Fig. 5 comes from Table 2's cells)."""
+    have = set(cells_df.table)
+    if "table2" in have:
+        fig5_visual(cells_df, out, dataset, data_dir)
+    if "fig6a" in have:
+        fig6a(cells_df, out)
+    if "fig6b" in have:
+        fig6b(cells_df, out)
     psnr_vs_ratio(runs, out)

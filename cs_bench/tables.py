@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import paper
+from .errors import CSBenchError, unknown_name
 from .export import atomic_write_text, write_csv
 from .zoo import find
 
@@ -285,11 +286,20 @@ def update_readme(table2_md, readme="README.md"):
     return True
 
 
+PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b")
+
+
 def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,
-                progress=True):
+                progress=True, only=None):
+    """Run what the tables need (cached) and write them; ``only``: a subset of PARTS."""
     t0 = time.perf_counter()
     out = Path(out)
     all_cells = cells()
+    if only:
+        for part in only:
+            if part not in PARTS:
+                raise unknown_name("table", part, PARTS)
+        all_cells = [c for c in all_cells if c.table in only]
     runs = compute(all_cells, dataset, data_dir, jobs, progress)
     cells_df = assemble(all_cells, runs)
     write_tables(cells_df, runs, out)
@@ -312,9 +322,13 @@ def add_commands(sub):
     s.add_argument("--data-dir")
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--no-figures", action="store_true")
+    s.add_argument("--only", help=f"comma-separated subset of {', '.join(PARTS)} (default: all)")
     s.set_defaults(func=cmd_tables)
 
 
 def cmd_tables(args):
-    make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures)
+    only = [p.strip() for p in args.only.split(",") if p.strip()] if args.only else None
+    if args.jobs < 1:
+        raise CSBenchError(f"--jobs must be at least 1, got {args.jobs}")
+    make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures, only=only)
     return 0

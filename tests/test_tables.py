@@ -38,3 +38,27 @@ def test_small_tables_end_to_end(tmp_path, monkeypatch):
     assert df.loc[df.table == "table4", "note"].item() == "not trained"
     md2 = (tmp_path / "table2.md").read_text()
     assert "35.8 (CPU)" in md2
+
+
+def test_only_writes_the_selected_tables(tmp_path, monkeypatch):
+    small = [
+        Cell("table2", "TVAL3", "0.25", "min-norm", 0.25, 27.84),
+        Cell("table2", "TVAL3", "0.1", "min-norm", 0.10, 22.84),
+        Cell("table4", "TVAL3", "0.2", "min-norm", 0.2, 25.37),
+    ]
+    monkeypatch.setattr(tables.paper, "TABLE2", {"TVAL3": tables.paper.TABLE2["TVAL3"]})
+    monkeypatch.setattr(tables, "EXTRA", {})
+    monkeypatch.setattr(tables, "cells", lambda: small)
+    df = tables.make_tables(tmp_path, dataset="skimage", figures=False, progress=False,
+                            only=["table4"])
+    assert set(df.table) == {"table4"} and df.psnr.notna().all()
+    assert (tmp_path / "table4.md").is_file() and not (tmp_path / "table2.md").exists()
+
+
+def test_readme_gets_table2_between_its_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"a\n{tables.README_START}\nold\n{tables.README_END}\nb\n")
+    assert tables.update_readme("# Table 2: t\n\nnote\n\n| x |\n|---|\n| 1 |\n", readme)
+    text = readme.read_text()
+    assert "old" not in text and "| 1 |" in text and text.startswith("a\n") and text.endswith("b\n")
+    assert not tables.update_readme("x", tmp_path / "missing.md")
