@@ -88,8 +88,11 @@ class _UntrainedLearned:
         from .learned.nets import ARCH_OF, BlockOperator, build
         from .sensing import make_phi
 
+        from .learned.runtime import default_batch
+
         torch.manual_seed(0)
         self.name, self.device = name, device
+        self.batch = default_batch(ARCH_OF[name], device)  # as the method runs it
         Phi = torch.tensor(make_phi(ratio), dtype=torch.float32)
         self.net = build(ARCH_OF[name], Phi.shape[0]).to(device).eval()
         self.op = BlockOperator(Phi, Phi.T.contiguous()).to(device)
@@ -97,11 +100,13 @@ class _UntrainedLearned:
     def blocks(self, y):
         import torch
 
+        y = torch.as_tensor(y, dtype=torch.float32, device=self.device)
         with torch.inference_mode():
-            out = self.net(torch.as_tensor(y, dtype=torch.float32, device=self.device), self.op)
+            out = torch.cat([self.net(y[i:i + self.batch], self.op).x
+                             for i in range(0, y.shape[0], self.batch)])
             if self.device != "cpu":
                 torch.cuda.synchronize()
-            return out.x.cpu().numpy()
+            return out.cpu().numpy()
 
     def reconstruct(self, problem):
         return problem.to_image(self.blocks(problem.y))

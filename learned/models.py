@@ -4,6 +4,7 @@ ReconNet, Enhanced ReconNet and SDA.
 Each method loads weights by name (see :mod:`cs_bench.learned.weights`; ``weights=None``
 means the zoo's name ``<method>_r<ratio>[_np<phases>_nf<nf>]`` with phases / nf 9 / 32
 unless given), runs every block of the image through the network in float32 batches
+(``batch``; None: 32 blocks on a CPU, see :func:`~cs_bench.learned.runtime.default_batch`)
 under ``torch.inference_mode`` and returns the image. ``phases`` / ``nf`` = None take the
 weights' values; given, they must match the weights.
 
@@ -39,7 +40,7 @@ from . import trainset as ts_mod
 from . import weights as wt
 from .nets import ARCH_OF, UNROLLED, BlockOperator, build
 from .qinit import qinit
-from .runtime import resolve_device
+from .runtime import default_batch, resolve_device
 from .trainset import Recipe
 
 LEARNED_METHODS = tuple(ARCH_OF)
@@ -108,7 +109,8 @@ class LearnedMethod(Method):
     family = "learned"
     scopes = ("block",)
     arch = ""
-    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": 1024}
+    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": None}
+    param_types: ClassVar[dict] = {"weights": str, "batch": int}
 
     # -- weights -----------------------------------------------------------------------
     def _unrolled(self):
@@ -194,7 +196,10 @@ class LearnedMethod(Method):
         Phi_run = self._run_phi(entry, meta, problem)
         device = self.device
         net, op = load_model(entry, Phi_run, device, allow_cross_ratio=self._unrolled())
-        batch = max(1, int(self.p.get("batch") or 1024))
+        batch = self.p.get("batch") or default_batch(self.arch, device)
+        if int(batch) < 1:
+            raise CSBenchError(f"{self.name}: batch must be at least 1, got {batch}")
+        batch = int(batch)
         out = np.empty((y.shape[0], problem.N), dtype=np.float64)
         with torch.inference_mode():
             for i in range(0, y.shape[0], batch):
@@ -204,8 +209,8 @@ class LearnedMethod(Method):
 
 
 _UNROLLED_PARAMS = {"phases": None, "nf": None, "weights": None, "trained_ratio": None,
-                    "device": "auto", "batch": 1024}
-_UNROLLED_TYPES = {"phases": int, "nf": int, "weights": str, "trained_ratio": float}
+                    "device": "auto", "batch": None}
+_UNROLLED_TYPES = {"phases": int, "nf": int, "weights": str, "trained_ratio": float, "batch": int}
 
 
 @register("ista-net")
@@ -243,19 +248,19 @@ class FISTANetStarMethod(LearnedMethod):
 @register("reconnet")
 class ReconNetMethod(LearnedMethod):
     arch = "reconnet"
-    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": 1024}
+    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": None}
     summary = "ReconNet (Kulkarni et al. 2016): FC + 6 convolutions, MSE"
 
 
 @register("reconnet-enhanced")
 class ReconNetEnhancedMethod(LearnedMethod):
     arch = "reconnet-enhanced"
-    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": 1024}
+    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": None}
     summary = "Enhanced ReconNet: ReconNet without the ReLU after the third convolution"
 
 
 @register("sda")
 class SDAMethod(LearnedMethod):
     arch = "sda"
-    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": 1024}
+    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": None}
     summary = "SDA (Mousavi et al. 2015): fully connected M-N-M-N decoder, sigmoid hidden layers"

@@ -62,6 +62,22 @@ def bf16_pays_off(device):
         return False
 
 
+def default_batch(arch, device):
+    """Blocks per forward pass at inference when ``batch`` is not given.
+
+    On a CPU the convolutional networks run fastest in small batches whose activations stay
+    in cache: ISTA-Net, one thread, this project's Xeon: 267 blocks/s at 32 against 124 at
+    1024 (8: 255, 64: 222, 256: 123). SDA is three matrix products and likes large batches,
+    as does every network on a GPU.
+
+    >>> default_batch("ista-net", "cpu"), default_batch("sda", "cpu"), default_batch("ista-net", "cuda")
+    (32, 1024, 1024)
+    """
+    if torch.device(device).type == "cpu" and arch != "sda":
+        return 32
+    return 1024
+
+
 def set_threads(threads):
     """Set torch's intra-op thread count (None or 0: leave torch's default)."""
     if threads:

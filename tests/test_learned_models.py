@@ -212,3 +212,14 @@ def test_weights_trained_with_a_users_phi_accept_only_that_phi(trained, tmp_path
     assert rec.shape == img.shape and np.all(np.isfinite(rec))
     with pytest.raises(CSBenchError, match="own Phi"):
         get_method("ista-net", weights="user-phi").reconstruct(Problem.from_image(img, 0.1))
+
+
+def test_batch_size_does_not_change_the_reconstruction():
+    img = np.random.default_rng(3).random((99, 132))  # 12 blocks
+    p = Problem.from_image(img, 0.25)
+    ref = get_method("ista-net", phases=1, nf=4, batch=1).reconstruct(p)
+    for b in (None, 5, 1024):
+        rec = get_method("ista-net", phases=1, nf=4, batch=b).reconstruct(p)
+        assert np.allclose(rec, ref, atol=1e-5)
+    with pytest.raises(CSBenchError, match="batch must be at least 1"):
+        get_method("ista-net", phases=1, nf=4, batch=-2).reconstruct(p)
