@@ -114,6 +114,47 @@ def shipped(name):
     return wt.read_meta(p) if p.is_file() else None
 
 
+def _lock(run_dir):
+    """Claim ``run_dir`` for this process (a ``.lock`` file holding the pid); False if another
+    live process holds it, so two ``train-zoo`` calls can share a machine without both
+    training one model. A lock whose process is gone is taken over."""
+    import os
+
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, ".lock")
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(open(path).read().strip() or 0)
+                if pid > 0 and pid != os.getpid():
+                    os.kill(pid, 0)  # raises if no such process
+                    return False
+            except PermissionError:
+                return False  # alive, another user's
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                pass
+            try:
+                os.remove(path)  # stale: its process has gone
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _unlock(run_dir):
+    import os
+
+    try:
+        os.remove(os.path.join(run_dir, ".lock"))
+    except FileNotFoundError:
+        pass
+
+
 def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None, root=".",
               log=print):
     """Train every missing zoo model of a tier into the package's weights folder.
@@ -144,13 +185,19 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
             return 0
         init = e.init_from if e.init_from and shipped(e.init_from) else None
         run_dir = f"{root}/{RUNS}/{e.name}"
+        if not _lock(run_dir):
+            log(f"{e.name}: being trained by another process; skipped")
+            continue
         cfg = TrainConfig.from_profile(profile, method=e.method, ratio=e.ratio, phases=e.phases,
                                        nf=e.nf, gamma=e.gamma, epochs=epochs, device=device,
                                        name=e.name, out=run_dir, init_from=init, force=True,
                                        time_budget=left)
         resume = os.path.isfile(f"{run_dir}/checkpoint.safetensors")
         log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
-        result = train(cfg, resume=resume)
+        try:
+            result = train(cfg, resume=resume)
+        finally:
+            _unlock(run_dir)
         if result["status"] != "done":
             return 130 if result.get("interrupted") else 0
     return 0

@@ -62,3 +62,24 @@ def test_readme_gets_table2_between_its_markers(tmp_path):
     text = readme.read_text()
     assert "old" not in text and "| 1 |" in text and text.startswith("a\n") and text.endswith("b\n")
     assert not tables.update_readme("x", tmp_path / "missing.md")
+
+
+def test_zoo_lock_keeps_a_second_trainer_out(tmp_path):
+    import subprocess
+    import sys
+
+    from cs_bench import zoo
+
+    run = str(tmp_path / "run")
+    assert zoo._lock(run) and zoo._lock(run)  # ours: taken again
+    zoo._unlock(run)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "run" / ".lock").write_text(str(other.pid))
+        assert not zoo._lock(run)  # a live process holds it
+    finally:
+        other.kill()
+        other.wait()
+    assert zoo._lock(run)  # its process is gone: stale, taken over
+    (tmp_path / "run" / ".lock").write_text("")
+    assert zoo._lock(run)  # an empty lock is stale too
