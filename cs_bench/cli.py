@@ -127,10 +127,28 @@ def cmd_cache(args):
     import shutil
 
     from .config import cache_dir
+    from .registry import method_class
 
     runs = cache_dir() / "runs"
     if args.action == "path":
         print(runs)
+    elif args.methods:
+        import json
+
+        names = _split(args.methods, "method")
+        for n in names:
+            method_class(n)  # unknown names: one line with the valid ones
+        wanted = {repr(n) for n in names}
+        removed = 0
+        for meta in list(runs.glob("**/metadata.json")):  # joblib.Memory: a folder per result
+            try:
+                name = json.loads(meta.read_text())["input_args"]["method_name"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if name in wanted:
+                shutil.rmtree(meta.parent, ignore_errors=True)
+                removed += 1
+        print(f"removed {removed} cached results of {', '.join(names)}")
     else:
         shutil.rmtree(runs, ignore_errors=True)
         print(f"removed {runs}")
@@ -180,6 +198,7 @@ def build_parser():
 
     s = sub.add_parser("cache", help="show or clear the result cache")
     s.add_argument("action", choices=["path", "clear"])
+    s.add_argument("--methods", help="clear: only these methods' results (comma-separated)")
     s.set_defaults(func=cmd_cache)
 
     for mod in ("cs_bench.learned.cli", "cs_bench.zoo", "cs_bench.tables", "cs_bench.bench"):

@@ -147,3 +147,15 @@ def test_folder_images_with_one_stem_keep_their_suffix(tmp_path):
         Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(tmp_path / name)
     names = [r.name for r in image_folder_refs(tmp_path)]
     assert names == ["a.png", "a.tif", "b"]
+
+
+def test_cache_clear_of_one_method_keeps_the_others(counting_method, capsys):
+    from cs_bench import cli as cli_mod
+
+    run(["_counting", "min-norm"], "skimage", [0.1], images=["text"], progress=False)
+    assert counting_method == ["text"]
+    assert cli_mod.main(["cache", "clear", "--methods", "_counting"]) == 0
+    assert "cached results of _counting" in capsys.readouterr().out
+    df = run(["_counting", "min-norm"], "skimage", [0.1], images=["text"], progress=False)
+    assert counting_method == ["text", "text"] and len(df) == 2  # recomputed; min-norm cached
+    assert cli_mod.main(["cache", "clear", "--methods", "nope"]) == 2
