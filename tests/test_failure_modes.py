@@ -388,7 +388,7 @@ def _weights_cases(root):
                                           f"weights={root / 'nope.safetensors'}"), {},
                                  ["weights file", "nope.safetensors does not exist"]),
         "weights-other-ratio": (_learned("ista-net", 0.1, "phases=1", "nf=4"), {},
-                                ["no weights named 'ista-net_r0.1_np1_nf4'", f"available: {ISTA}",
+                                ["no weights named 'ista-net_r0.1_np1_nf4'", "available: ", ISTA,
                                  "train them with: cs-bench train ista-net --ratio 0.1 "
                                  "--phases 1 --nf 4"]),
         "weights-other-ratio-fixed-M": (_learned("reconnet", 0.1, "weights=reconnet_r0.25"), {},

@@ -84,12 +84,12 @@ def test_package_is_searched_before_the_user_folder(tmp_path, monkeypatch):
 
 def test_missing_weights_error_names_what_exists_and_how_to_train():
     wt.install(_tensors(), META, "have-this")
-    with pytest.raises(WeightsError) as exc:
-        wt.find("ista-net_r0.25_np9_nf32", hint=wt.train_hint("ista-net", 0.25))
+    with pytest.raises(WeightsError) as exc:  # a name the package never ships
+        wt.find("ista-net_r0.33_np9_nf32", hint=wt.train_hint("ista-net", 0.33))
     msg = str(exc.value)
     assert "\n" not in msg
-    assert "ista-net_r0.25_np9_nf32" in msg and "have-this" in msg
-    assert "cs-bench train ista-net --ratio 0.25" in msg
+    assert "ista-net_r0.33_np9_nf32" in msg and "have-this" in msg
+    assert "cs-bench train ista-net --ratio 0.33" in msg
 
 
 def test_damaged_and_foreign_files(tmp_path):
