@@ -235,9 +235,7 @@ def main(argv=None):
         if args.debug:
             raise
         if exc.errno not in _ENVIRONMENT_ERRNOS:
-            print(f"cs-bench: internal error: {type(exc).__name__}: {exc} (rerun with --debug "
-                  f"for the traceback)", file=sys.stderr)
-            return 1
+            return _internal_error(exc)
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"cs-bench: error: {where}{exc.strerror or exc}; what was saved before is intact: "
               f"fix that and run the same command again", file=sys.stderr)
@@ -251,9 +249,13 @@ def main(argv=None):
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
             raise
-        print(f"cs-bench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
-              "the traceback)", file=sys.stderr)
-        return 1
+        return _internal_error(exc)
+
+
+def _internal_error(exc):
+    print(f"cs-bench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+          "the traceback)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":
