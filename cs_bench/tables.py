@@ -200,13 +200,25 @@ def table_markdown(df, title, note):
     return f"# {title}\n\n{note}\n\n" + piv.to_markdown(index=False) + "\n"
 
 
+def _one_budget(e):
+    if e.epochs == 0:
+        return f"no training: {e.init_from} as is (Qinit solved for the ratio)"
+    warm = f", warm start {e.init_from}" if e.init_from else ""
+    return f"{e.epochs:g} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
+
+
 def _budget_text(g):
+    """The training budget of a table row; a row whose columns come from models with
+    different budgets lists each with its columns ("0.25: 3 ep, ...; 0.1: 1 ep, ...")."""
     g = g.dropna(subset=["epochs"])
     if g.empty:
         return ""
-    e = g.iloc[0]
-    warm = f", warm start {e.init_from}" if e.init_from else ""
-    return f"{e.epochs:g} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
+    texts = {}
+    for _, e in g.drop_duplicates("column").iterrows():
+        texts.setdefault(_one_budget(e), []).append(str(e.column))
+    if len(texts) == 1:
+        return next(iter(texts))
+    return "; ".join(f"{', '.join(cols)}: {t}" for t, cols in texts.items())
 
 
 def table2_markdown(df, env):

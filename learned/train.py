@@ -147,9 +147,12 @@ class TrainConfig:
                                f"{', '.join(SYM_INPUTS)}")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
-        for k in ("phases", "nf", "epochs", "batch"):
+        for k in ("phases", "nf", "batch"):
             if int(getattr(self, k)) < 1:
                 raise CSBenchError(f"{k} must be >= 1")
+        if int(self.epochs) < 0 or (int(self.epochs) == 0 and not self.init_from):
+            raise CSBenchError("epochs must be >= 1 (0 only with --init-from: the warm start "
+                               "itself, validated and installed without training)")
         if self.gamma < 0 or self.lr <= 0:
             raise CSBenchError("gamma must be >= 0 and lr > 0")
         self.recipe.check()
@@ -428,6 +431,29 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
             return f"time budget {cfg.time_budget:g}s"
         return None
 
+    def record_best(psnr, row):
+        nonlocal best
+        best = {"val_psnr": psnr, "epoch": row["epoch"], "train_loss": row["train_loss"]}
+        wt.save(run_dir / "best.safetensors", weight_tensors(),
+                {**base_meta(), "name": name, "epochs_done": row["epoch"],
+                 "best_epoch": row["epoch"], "val_psnr": psnr,
+                 "final_train_loss": row["train_loss"],
+                 "wall_seconds": wall_before + time.perf_counter() - t_start})
+
+    if init_record is not None and not resume:
+        # "epoch 0": the warm start itself is a candidate for the best checkpoint, so a
+        # fine-tune can never install something worse than where it started (and
+        # epochs=0 installs the warm start as is, e.g. a trained net with Qinit for a new ratio)
+        psnr0 = val_psnr(net, op, data.val, device)
+        row0 = {"epoch": 0, "steps": 0, "lr": 0.0, "train_loss": None, "train_mse": None,
+                "train_sym": None, "val_psnr": psnr0,
+                "seconds": 0.0, "blocks_per_s": 0.0}
+        history.append(row0)
+        if math.isfinite(psnr0):
+            record_best(psnr0, row0)
+        log(f"warm start (epoch 0): val PSNR {psnr0:.2f} dB")
+        _write_log(run_dir / "log.csv", history)
+
     from tqdm.auto import tqdm
 
     with signals:
@@ -482,12 +508,7 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
                                              1)}
                 history.append(row)
                 if psnr > best["val_psnr"]:
-                    best = {"val_psnr": psnr, "epoch": epoch + 1, "train_loss": row["train_loss"]}
-                    wt.save(run_dir / "best.safetensors", weight_tensors(),
-                            {**base_meta(), "name": name, "epochs_done": epoch + 1,
-                             "best_epoch": epoch + 1,
-                             "val_psnr": psnr, "final_train_loss": row["train_loss"],
-                             "wall_seconds": wall_before + time.perf_counter() - t_start})
+                    record_best(psnr, row)
                 log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.6f}, "
                     f"val PSNR {psnr:.2f} dB, {row['blocks_per_s']:.0f} blocks/s")
                 epoch += 1

@@ -271,3 +271,27 @@ def test_bf16_autocast_training_runs_and_is_recorded(tmp_path, blocks):
     assert all(v.dtype == torch.float32 for k, v in wt.read_tensors(res["weights"]).items()
                if k.startswith("net."))
     assert res["history"][1]["train_loss"] < res["history"][0]["train_loss"]
+
+
+def test_warm_start_is_epoch_0_and_epochs_0_installs_it_as_is(tmp_path, blocks):
+    src = train(_cfg(tmp_path, "src0", epochs=1), trainset=blocks, progress=False, log=_quiet)
+    # another ratio, no training: the source's network with Qinit solved for 0.4
+    res = train(_cfg(tmp_path, "as-is", ratio=0.4, epochs=0, init_from="src0"), trainset=blocks,
+                progress=False, log=_quiet)
+    assert res["status"] == "done" and [h["epoch"] for h in res["history"]] == [0]
+    meta = wt.read_meta(res["weights"])
+    assert meta["epochs_done"] == 0 and meta["best_epoch"] == 0
+    assert meta["init_from"]["name"] == "src0" and meta["val_psnr"] == res["history"][0]["val_psnr"]
+    got, ref = _weights(res["weights"]), _weights(src["weights"])
+    assert all(torch.equal(got[k], ref[k]) for k in ref if k.startswith("net."))
+    Phi = make_phi(0.4)
+    assert torch.allclose(got["Qinit"], torch.tensor(qinit(blocks.moment, Phi), dtype=torch.float32))
+    # a fine-tune logs the warm start as epoch 0 and keeps it if no epoch beats it
+    ft = train(_cfg(tmp_path, "ft", epochs=1, init_from="src0", lr=1e-9), trainset=blocks,
+               progress=False, log=_quiet)
+    with open(tmp_path / "runs" / "ft" / "log.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["0", "1"]
+    h0, h1 = ft["history"]
+    assert ft["best"]["val_psnr"] == max(h0["val_psnr"], h1["val_psnr"])
+    with pytest.raises(CSBenchError, match="0 only with --init-from"):
+        train(_cfg(tmp_path, "zero", epochs=0), trainset=blocks, progress=False, log=_quiet)

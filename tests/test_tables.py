@@ -83,3 +83,18 @@ def test_zoo_lock_keeps_a_second_trainer_out(tmp_path):
     assert zoo._lock(run)  # its process is gone: stale, taken over
     (tmp_path / "run" / ".lock").write_text("")
     assert zoo._lock(run)  # an empty lock is stale too
+
+
+def test_budget_text_names_each_models_budget_in_a_mixed_row():
+    def row(column, epochs, hours, init=""):
+        return {"column": column, "epochs": epochs, "train_device": "CPU", "train_hours": hours,
+                "init_from": init}
+
+    one = pd.DataFrame([row("0.25", 3, 1.8)] * 3)
+    assert tables._budget_text(one) == "3 ep, CPU, 1.8 h"
+    mixed = pd.DataFrame([row("0.25", 3, 1.8), row("0.25", 3, 1.8), row("0.1", 1, 0.6, "a"),
+                          row("0.4", 0, 0.0, "a")])
+    text = tables._budget_text(mixed)
+    assert text == ("0.25: 3 ep, CPU, 1.8 h; 0.1: 1 ep, CPU, 0.6 h, warm start a; "
+                    "0.4: no training: a as is (Qinit solved for the ratio)")
+    assert tables._budget_text(pd.DataFrame([row("0.1", None, None)])) == ""
