@@ -250,6 +250,19 @@ TITLES = {
 }
 
 
+def _table_remark(t, df):
+    """A sentence a table needs because of how its models were trained here."""
+    if t != "table4":
+        return ""
+    ista = df[df.row == "ISTA-Net"]
+    if len(ista) and ista.epochs.notna().all() and (ista.epochs == 0).all():
+        return (" Here ISTA-Net at every ratio of this table is one network (see its budget: "
+                "the 0.25 model with Qinit solved for the ratio, no fine-tune, because a "
+                "one-epoch fine-tune gained 0.05 dB on T91 validation), so the ISTA-Net and "
+                "ISTA-Net0.4 rows are the same model and coincide.")
+    return ""
+
+
 def write_tables(cells_df, runs, out):
     from .runner import environment
 
@@ -260,7 +273,11 @@ def write_tables(cells_df, runs, out):
         if df.empty:
             continue
         write_csv(df, out / f"{t}.csv")
-        text = table2_markdown(df, env_text) if t == "table2" else table_markdown(df, *TITLES[t])
+        if t == "table2":
+            text = table2_markdown(df, env_text)
+        else:
+            title, note = TITLES[t]
+            text = table_markdown(df, title, note + _table_remark(t, df))
         atomic_write_text(out / f"{t}.md", text)
     if not runs.empty:
         write_csv(runs, out / "all_runs.csv")
@@ -298,6 +315,21 @@ def update_readme(table2_md, readme="README.md"):
     return True
 
 
+def _merge_runs(path, runs):
+    """``runs`` plus the rows of an earlier ``all_runs.csv`` that ``runs`` does not redo, so
+    a partial run (``--only``) keeps every other table's runs in the file and the figures."""
+    if not Path(path).is_file():
+        return runs
+    old = pd.read_csv(path)
+    if runs.empty:
+        return old
+    key = ["method", "params", "dataset", "image", "ratio", "noise_sigma"]
+    both = pd.concat([old, runs], ignore_index=True)
+    both["_r"] = both.ratio.round(6)
+    both = both.drop_duplicates(subset=[k if k != "ratio" else "_r" for k in key], keep="last")
+    return both.drop(columns="_r").reset_index(drop=True)
+
+
 PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b")
 
 
@@ -314,6 +346,8 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
         all_cells = [c for c in all_cells if c.table in only]
     runs = compute(all_cells, dataset, data_dir, jobs, progress)
     cells_df = assemble(all_cells, runs)
+    if only:
+        runs = _merge_runs(out / "all_runs.csv", runs)  # keep the other tables' runs
     write_tables(cells_df, runs, out)
     t2 = out / "table2.md"
     if t2.is_file() and out.resolve().parent == Path.cwd().resolve():

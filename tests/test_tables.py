@@ -98,3 +98,16 @@ def test_budget_text_names_each_models_budget_in_a_mixed_row():
     assert text == ("0.25: 3 ep, CPU, 1.8 h; 0.1: 1 ep, CPU, 0.6 h, warm start a; "
                     "0.4: no training: a as is (Qinit solved for the ratio)")
     assert tables._budget_text(pd.DataFrame([row("0.1", None, None)])) == ""
+
+
+def test_partial_run_keeps_the_other_tables_runs(tmp_path):
+    def run(method, ratio, psnr):
+        return {"method": method, "params": "{}", "dataset": "set11", "image": "a",
+                "ratio": ratio, "noise_sigma": 0, "psnr": psnr}
+
+    path = tmp_path / "all_runs.csv"
+    pd.DataFrame([run("tval3", 0.25, 27.0), run("d-amp", 0.2, 30.0)]).to_csv(path, index=False)
+    merged = tables._merge_runs(path, pd.DataFrame([run("d-amp", 0.2, 31.0), run("d-amp", 0.3, 32.0)]))
+    got = {(r.method, r.ratio): r.psnr for r in merged.itertuples()}
+    assert got == {("tval3", 0.25): 27.0, ("d-amp", 0.2): 31.0, ("d-amp", 0.3): 32.0}
+    assert tables._merge_runs(tmp_path / "none.csv", merged) is merged
