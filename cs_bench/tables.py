@@ -108,8 +108,16 @@ def _weights_budget(name):
     init = meta.get("init_from") or ""
     if isinstance(init, dict):
         init = init.get("name", "")
-    return {"epochs": meta.get("epochs_done"), "device": meta.get("device_name") or
-            meta.get("device"), "hours": (meta.get("wall_seconds") or 0) / 3600,
+    dev = str(meta.get("device") or "")
+    if dev.startswith("cuda"):
+        device = f"GPU {meta.get('device_name') or ''}".strip()
+    elif dev == "cpu":
+        n = meta.get("threads")
+        device = f"CPU, {n} thread{'s' if n != 1 else ''}" if n else "CPU"
+    else:
+        device = meta.get("device_name") or dev or None
+    return {"epochs": meta.get("epochs_done"), "device": device,
+            "hours": (meta.get("wall_seconds") or 0) / 3600,
             "val_psnr": meta.get("val_psnr"), "init_from": init}
 
 
