@@ -253,7 +253,8 @@ def warm_start(net, arch, name):
 
     ISTA-Net and FISTA-Net are interchangeable (FISTA-Net from ISTA-Net keeps mu(k) at its
     initial value 0, i.e. starts *as* that ISTA-Net); phases beyond the source's keep their
-    fresh initialisation; ReconNet's FC layer only copies at the same M. Returns the
+    fresh initialisation; ReconNet's FC layer only copies at the same M (:func:`train` carries
+    it to another M with :func:`transfer_fc`). Returns the
     record stored in the metadata.
     """
     entry = wt.find(name)
@@ -276,6 +277,29 @@ def warm_start(net, arch, name):
     net.load_state_dict(own)
     return {"name": name, "sha256": entry.sha256, "ratio": meta.get("ratio"),
             "method": meta.get("method"), "copied": len(copied), "skipped": skipped}
+
+
+def transfer_fc(net, name, R, Phi_b):
+    """Carry a ReconNet FC layer to a new ratio: ``fc.W_b = W_a Phi_a Qinit_b``.
+
+    The source's first layer maps y_a = Phi_a x to t = W_a y_a + b_a. The least-squares
+    estimate of x from y_b = Phi_b x is Qinit_b y_b (Qinit_b = R Phi_b^T (Phi_b R Phi_b^T)^-1,
+    as ISTA-Net's Eq. 12 on the training blocks' second moment R), so the best linear
+    estimate of t from y_b is W_a Phi_a Qinit_b y_b + b_a: the convolutions that follow see
+    what they were trained on, as well as the fewer (or more) measurements allow.
+    """
+    entry = wt.find(name)
+    meta, src = entry.meta(), wt.read_tensors(entry.path)
+    if "Phi" in src:
+        Phi_a = src["Phi"].double().numpy()
+    else:
+        Phi_a = make_phi(float(meta["ratio"]), int((meta.get("phi") or {}).get("seed", 0)))
+    W_a = src["net.fc.weight"].double().numpy()
+    W_b = W_a @ np.asarray(Phi_a, dtype=np.float64) @ qinit(R, Phi_b)
+    with torch.no_grad():
+        net.fc.weight.copy_(torch.from_numpy(W_b))
+        net.fc.bias.copy_(src["net.fc.bias"])
+    return "W_a Phi_a Qinit_b"
 
 
 def _write_log(path, history):
@@ -355,6 +379,9 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     if cfg.init_from and not resume:
         source = nearest_weights(cfg, exclude=name) if cfg.init_from == "nearest" else cfg.init_from
         init_record = warm_start(net, arch, source)
+        if arch in ("reconnet", "reconnet-enhanced") and "fc.weight" in init_record["skipped"]:
+            init_record["fc"] = transfer_fc(net, source, data.moment, Phi_np)
+            init_record["skipped"] = [k for k in init_record["skipped"] if not k.startswith("fc.")]
         log(f"warm start from '{source}' ({init_record['copied']} tensors copied)")
     net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)

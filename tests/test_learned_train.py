@@ -295,3 +295,34 @@ def test_warm_start_is_epoch_0_and_epochs_0_installs_it_as_is(tmp_path, blocks):
     assert ft["best"]["val_psnr"] == max(h0["val_psnr"], h1["val_psnr"])
     with pytest.raises(CSBenchError, match="0 only with --init-from"):
         train(_cfg(tmp_path, "zero", epochs=0), trainset=blocks, progress=False, log=_quiet)
+
+
+def test_reconnet_warm_start_at_another_ratio_carries_the_fc_layer(tmp_path, blocks):
+    from cs_bench.learned.train import transfer_fc
+
+    src = train(_cfg(tmp_path, "rn", method="reconnet", epochs=1), trainset=blocks,
+                progress=False, log=_quiet)
+    res = train(_cfg(tmp_path, "rn4", method="reconnet", ratio=0.4, epochs=0, init_from="rn"),
+                trainset=blocks, progress=False, log=_quiet)
+    got, ref = _weights(res["weights"]), _weights(src["weights"])
+    W = ref["net.fc.weight"].double() @ torch.tensor(make_phi(0.25)) @ torch.tensor(
+        qinit(blocks.moment, make_phi(0.4)))
+    assert got["net.fc.weight"].shape == (1089, make_phi(0.4).shape[0])
+    assert torch.allclose(got["net.fc.weight"].double(), W, atol=1e-6)
+    assert torch.equal(got["net.fc.bias"], ref["net.fc.bias"])
+    assert torch.equal(got["net.conv3.weight"], ref["net.conv3.weight"])
+    rec = wt.read_meta(res["weights"])["init_from"]
+    assert rec["fc"] == "W_a Phi_a Qinit_b" and rec["skipped"] == []
+    # the carried layer beats a fresh one under the same convolutions
+    M = make_phi(0.4).shape[0]
+    carried, fresh = build("reconnet", M), build("reconnet", M)
+    carried.load_state_dict({k[4:]: v for k, v in got.items() if k.startswith("net.")})
+    fresh.load_state_dict({k[4:]: v for k, v in got.items()
+                           if k.startswith("net.") and not k.startswith("net.fc.")}, strict=False)
+    assert transfer_fc(build("reconnet", M), "rn", blocks.moment, make_phi(0.4)) == \
+        "W_a Phi_a Qinit_b"
+    x = torch.from_numpy(blocks.val)
+    y = x @ torch.tensor(make_phi(0.4), dtype=torch.float32).T
+    with torch.no_grad():
+        err = [float(((n(y).x - x) ** 2).mean()) for n in (carried, fresh)]
+    assert err[0] < err[1]
