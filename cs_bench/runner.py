@@ -122,7 +122,10 @@ def _cached_evaluate(memory):
     return memory.cache(_keyed_evaluate, ignore=["method", "ref", "phi"])
 
 
-def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding):
+NOT_CACHED = "not run: not in the run cache (cached-only)"
+
+
+def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cached_only=False):
     row = {
         "method": method.name, "params": method.params_json(), "scope": method.scope,
         "dataset": ref.dataset, "image": ref.name, "ratio": ratio, "noise_sigma": noise_sigma,
@@ -133,10 +136,14 @@ def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding):
         # the weights used at this ratio, verified before every cache lookup: retrained or
         # tampered weights never return a result cached for other weights
         row["weights_id"] = method.weights_id_for(ratio)
-        row.update(cached(method.name, method.scope, method.params_json(), row["weights_id"],
-                          code_id(type(method).__module__),
-                          f"{ref.dataset}/{ref.name}/{ref.sha256}", ratio, noise_sigma,
-                          noise_seed, phi.key, padding, __version__, method, ref, phi))
+        args = (method.name, method.scope, method.params_json(), row["weights_id"],
+                code_id(type(method).__module__), f"{ref.dataset}/{ref.name}/{ref.sha256}",
+                ratio, noise_sigma, noise_seed, phi.key, padding, __version__, method, ref, phi)
+        if cached_only and not (hasattr(cached, "check_call_in_cache")
+                                and cached.check_call_in_cache(*args)):
+            row["error"] = NOT_CACHED
+            return row
+        row.update(cached(*args))
     except (KeyboardInterrupt, SystemExit):
         raise
     except CSBenchError as exc:  # a user-caused problem (e.g. missing weights): recorded
@@ -164,8 +171,11 @@ def resolve_images(dataset, data_dir=None, images=None):
 
 def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_dir=None,
         scope=None, params=None, phi_path=None, phi_seed=0, noise_seed=0, padding="paper",
-        images=None, cache=True, progress=True):
+        images=None, cache=True, progress=True, cached_only=False):
     """Run every method on every image of ``dataset`` at every ratio; long-format DataFrame.
+
+    ``cached_only``: compute nothing; return what the run cache holds, and a row whose
+    ``error`` is :data:`NOT_CACHED` for each result it does not.
 
     ``methods``: names or already-built :class:`~cs_bench.method.Method` objects.
     ``params``: {method name: {param: value}}. ``noise``: sigma on the [0, 1] scale (or a
@@ -200,7 +210,8 @@ def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_
     from tqdm.auto import tqdm
 
     gen = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(_task)(cached, m, ref, r, s, noise_seed, phi, padding) for m, ref, r, s in tasks
+        delayed(_task)(cached, m, ref, r, s, noise_seed, phi, padding, cached_only)
+        for m, ref, r, s in tasks
     )
     rows = []
     with tqdm(total=len(tasks), disable=not progress, unit="img", dynamic_ncols=True) as bar:

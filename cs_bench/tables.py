@@ -121,8 +121,9 @@ def _weights_budget(name):
             "val_psnr": meta.get("val_psnr"), "init_from": init}
 
 
-def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True):
-    """Run every distinct (method, params) over the ratios it needs; per-image rows."""
+def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, cached_only=()):
+    """Run every distinct (method, params) over the ratios it needs; per-image rows.
+    Methods in ``cached_only`` are not computed: only their cached results are used."""
     from .runner import run
 
     groups = {}
@@ -137,12 +138,15 @@ def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True):
             print(f"[{i + 1}/{len(groups)}] {method} {params or ''} ratios "
                   f"{','.join(f'{r:g}' for r in sorted(ratios))}", flush=True)
         frames.append(run([method], dataset, sorted(ratios), jobs=jobs, data_dir=data_dir,
-                          params={method: params}, progress=False))
+                          params={method: params}, progress=False,
+                          cached_only=method in cached_only))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def assemble(all_cells, runs):
     """One row per cell: paper, ours, difference, seconds, budget."""
+    from .runner import NOT_CACHED
+
     rows = []
     for c in all_cells:
         ours = ssim = secs = np.nan
@@ -155,7 +159,11 @@ def assemble(all_cells, runs):
                 ours, ssim = ok.psnr.mean(), ok.ssim.mean()
                 secs = ok[ok.image.isin(_256)].seconds.median() if ok.image.isin(_256).any() \
                     else ok.seconds.median()
-            if len(sel) > len(ok):
+            missing = sel.error == NOT_CACHED
+            if missing.any():  # --cached-only: no mean over part of the images
+                ours = ssim = secs = np.nan
+                note = "not run" if missing.all() else f"{int(missing.sum())} images not run"
+            elif len(sel) > len(ok):
                 note = f"{len(sel) - len(ok)} failed: {sel[sel.error.notna()].error.iloc[0]}"
         budget = _weights_budget(c.params["weights"]) if "weights" in c.params else None
         if "weights" in c.params and budget is None:
@@ -188,8 +196,10 @@ def _fmt(v, digits=2):
 
 
 def _cell_text(r):
-    if r.note == "not trained":
-        return f"not trained (paper {_fmt(r.paper_psnr)})"
+    if r.note in ("not trained", "not run"):
+        return f"{r.note} (paper {_fmt(r.paper_psnr)})"
+    if r.note and r.note.endswith("not run"):  # part of the images: no mean to show
+        return f"{r.note} (paper {_fmt(r.paper_psnr)})"
     if np.isnan(r.psnr):
         return f"— (paper {_fmt(r.paper_psnr)})"
     if np.isnan(r.paper_psnr):
@@ -342,8 +352,10 @@ PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b")
 
 
 def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,
-                progress=True, only=None):
-    """Run what the tables need (cached) and write them; ``only``: a subset of PARTS."""
+                progress=True, only=None, cached_only=()):
+    """Run what the tables need (cached) and write them; ``only``: a subset of PARTS;
+    ``cached_only``: method names whose missing results are shown as "not run", not computed
+    (e.g. D-AMP, ~20 CPU-minutes per ratio on Set11)."""
     t0 = time.perf_counter()
     out = Path(out)
     all_cells = cells()
@@ -352,8 +364,18 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
             if part not in PARTS:
                 raise unknown_name("table", part, PARTS)
         all_cells = [c for c in all_cells if c.table in only]
-    runs = compute(all_cells, dataset, data_dir, jobs, progress)
+    if cached_only:
+        from .registry import list_methods
+
+        for m in cached_only:
+            if m not in list_methods():
+                raise unknown_name("method", m, list_methods())
+    runs = compute(all_cells, dataset, data_dir, jobs, progress, tuple(cached_only))
     cells_df = assemble(all_cells, runs)
+    if not runs.empty:
+        from .runner import NOT_CACHED
+
+        runs = runs[runs.error != NOT_CACHED].reset_index(drop=True)
     if only:
         runs = _merge_runs(out / "all_runs.csv", runs)  # keep the other tables' runs
     write_tables(cells_df, runs, out)
@@ -377,6 +399,9 @@ def add_commands(sub):
     s.add_argument("--jobs", type=int, default=2)
     s.add_argument("--no-figures", action="store_true")
     s.add_argument("--only", help=f"comma-separated subset of {', '.join(PARTS)} (default: all)")
+    s.add_argument("--cached-only", default="",
+                   help="comma-separated methods not to compute: their cached results are "
+                        "used, the rest shown as 'not run' (e.g. d-amp)")
     s.set_defaults(func=cmd_tables)
 
 
@@ -384,5 +409,7 @@ def cmd_tables(args):
     only = [p.strip() for p in args.only.split(",") if p.strip()] if args.only else None
     if args.jobs < 1:
         raise CSBenchError(f"--jobs must be at least 1, got {args.jobs}")
-    make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures, only=only)
+    cached_only = [m.strip() for m in args.cached_only.split(",") if m.strip()]
+    make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures, only=only,
+                cached_only=cached_only)
     return 0

@@ -160,3 +160,19 @@ def test_cache_clear_of_one_method_keeps_the_others(counting_method, capsys):
     df = run(["_counting", "min-norm"], "skimage", [0.1], images=["text"], progress=False)
     assert counting_method == ["text", "text"] and len(df) == 2  # recomputed; min-norm cached
     assert cli_mod.main(["cache", "clear", "--methods", "nope"]) == 2
+
+
+def test_cached_only_computes_nothing(counting_method):
+    from cs_bench.runner import NOT_CACHED
+
+    run(["_counting"], "skimage", [0.37], images=["text"], progress=False)
+    assert counting_method == ["text"]
+    df = run(["_counting"], "skimage", [0.37], images=["text", "page"], progress=False,
+             cached_only=True)
+    assert counting_method == ["text"]  # nothing computed
+    assert df.loc[df.image == "text", "error"].isna().all()
+    assert np.isfinite(df.loc[df.image == "text", "psnr"].item())
+    assert df.loc[df.image == "page", "error"].item() == NOT_CACHED
+    df = run(["_counting"], "skimage", [0.37], images=["text"], progress=False, cache=False,
+             cached_only=True)
+    assert df["error"].item() == NOT_CACHED and counting_method == ["text"]

@@ -111,3 +111,24 @@ def test_partial_run_keeps_the_other_tables_runs(tmp_path):
     got = {(r.method, r.ratio): r.psnr for r in merged.itertuples()}
     assert got == {("tval3", 0.25): 27.0, ("d-amp", 0.2): 31.0, ("d-amp", 0.3): 32.0}
     assert tables._merge_runs(tmp_path / "none.csv", merged) is merged
+
+
+def test_cached_only_shows_not_run(tmp_path, monkeypatch):
+    small = [Cell("table2", "TVAL3", "0.25", "min-norm", 0.25, 27.84),
+             Cell("table2", "TVAL3", "0.1", "min-norm", 0.10, 22.84)]
+    monkeypatch.setattr(tables.paper, "TABLE2", {"TVAL3": tables.paper.TABLE2["TVAL3"]})
+    monkeypatch.setattr(tables, "EXTRA", {})
+    monkeypatch.setattr(tables, "cells", lambda: small)
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "empty-cache"))
+    tables.make_tables(tmp_path, dataset="skimage", figures=False, progress=False,
+                       only=["table2"], cached_only=["min-norm"])
+    t2 = pd.read_csv(tmp_path / "table2.csv")
+    assert set(t2.note) == {"not run"} and t2.psnr.isna().all()
+    assert "not run (paper 27.84)" in (tmp_path / "table2.md").read_text()
+    import pytest
+
+    from cs_bench.errors import CSBenchError
+
+    with pytest.raises(CSBenchError, match="unknown method"):
+        tables.make_tables(tmp_path, dataset="skimage", figures=False, progress=False,
+                           cached_only=["d-ampp"])
