@@ -388,6 +388,12 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
         figs.write_all(cells_df, runs, out, dataset=dataset, data_dir=data_dir)
     if progress:
         print(f"tables written to {out}/ in {time.perf_counter() - t0:.0f} s", flush=True)
+        if not runs.empty and "seconds" in runs:
+            cost = runs.groupby("method").seconds.sum().sort_values(ascending=False) / 60
+            top = ", ".join(f"{m} {v:.0f}" for m, v in cost.head(4).items())
+            print(f"on a cold cache these results cost {cost.sum():.0f} CPU-minutes "
+                  f"(sum of per-image seconds; {top}); divide by --jobs for the wall time",
+                  flush=True)
     return cells_df
 
 
