@@ -69,6 +69,9 @@ def add_commands(subparsers):
                    "the zoo's)")
     p.add_argument("--force", action="store_true", help="replace existing weights / run")
     p.add_argument("--max-steps", type=int, help="stop after so many steps (resumable)")
+    p.add_argument("--epoch-blocks", type=int, metavar="N",
+                   help="blocks per epoch, a fresh random subset of the training blocks each "
+                        "epoch (default: all); short epochs validate and checkpoint more often")
     p.add_argument("--time-budget", metavar="T", help="stop after T (e.g. 3600, 90m, 2h)")
     p.add_argument("--checkpoint-every", type=int, help="steps between mid-epoch checkpoints")
     p.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
@@ -107,6 +110,7 @@ _CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
              "batch": "batch", "schedule": "schedule", "seed": "seed", "precision": "precision",
              "device": "device", "phi_path": "phi_path", "init_from": "init_from",
              "out": "out", "name": "name", "max_steps": "max_steps",
+             "epoch_blocks": "epoch_blocks",
              "checkpoint_every": "checkpoint_every", "compile": "compile",
              "threads": "threads"}
 

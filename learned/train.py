@@ -69,7 +69,7 @@ PROFILES = {
 #: fields a resumed run must share with its checkpoint (``init_from`` only matters at the
 #: start: a resumed run keeps the record of the warm start its checkpoint made)
 FIXED = ("method", "ratio", "phases", "nf", "gamma", "loss", "sym_input", "out_act", "mu_init",
-         "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path")
+         "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "epoch_blocks")
 
 
 @dataclass
@@ -99,6 +99,7 @@ class TrainConfig:
     init_from: str = None
     name: str = None
     out: str = None
+    epoch_blocks: int = None  # blocks per epoch, a fresh random subset each epoch (None: all)
     max_steps: int = None  # stop this invocation after so many steps (resumable)
     time_budget: float = None  # seconds; stop this invocation after it (resumable)
     checkpoint_every: int = 200  # steps between mid-epoch checkpoints (0: epochs only)
@@ -147,7 +148,8 @@ class TrainConfig:
                                f"{', '.join(SYM_INPUTS)}")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
-        for k in ("phases", "nf", "batch"):
+        for k in ("phases", "nf", "batch") + (("epoch_blocks",) if self.epoch_blocks is not None
+                                             else ()):
             if int(getattr(self, k)) < 1:
                 raise CSBenchError(f"{k} must be >= 1")
         if int(self.epochs) < 0 or (int(self.epochs) == 0 and not self.init_from):
@@ -394,7 +396,8 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
 
     X = data.train
     n = X.shape[0]
-    steps_per_epoch = _parse_steps(n, cfg.batch)
+    n_epoch = min(int(cfg.epoch_blocks or n), n)  # a short epoch: validated more often
+    steps_per_epoch = _parse_steps(n_epoch, cfg.batch)
     total_steps = steps_per_epoch * cfg.epochs
     epoch, step_in_epoch, global_step = 0, 0, 0
     history, best, acc = [], {"val_psnr": -float("inf"), "epoch": None}, [0.0, 0.0, 0.0, 0]
@@ -420,7 +423,8 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
             "mu_init": cfg.mu_init if arch == "fista-net" else None,
             "lr": cfg.lr, "batch": cfg.batch, "schedule": cfg.schedule, "seed": cfg.seed,
             "profile": cfg.profile, "epochs_planned": cfg.epochs,
-            "training_blocks": int(n), "validation_blocks": int(data.val.shape[0]),
+            "training_blocks": int(n), "epoch_blocks": int(n_epoch),
+            "validation_blocks": int(data.val.shape[0]),
             "trainset": {"recipe": data.recipe.to_dict(), "key": data.key,
                          "val_images_held_out": list(data.val_names)},
             "device": device, "device_name": _device_name(device), "precision": precision,
@@ -486,7 +490,7 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     with signals:
         while epoch < cfg.epochs and stopped is None:
             if perm is None or step_in_epoch == 0:
-                perm = np.random.default_rng([cfg.seed, 100, epoch]).permutation(n)
+                perm = np.random.default_rng([cfg.seed, 100, epoch]).permutation(n)[:n_epoch]
             t_epoch = time.perf_counter()
             steps_before = step_in_epoch
             bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, disable=not progress,

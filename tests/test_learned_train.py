@@ -326,3 +326,14 @@ def test_reconnet_warm_start_at_another_ratio_carries_the_fc_layer(tmp_path, blo
     with torch.no_grad():
         err = [float(((n(y).x - x) ** 2).mean()) for n in (carried, fresh)]
     assert err[0] < err[1]
+
+
+def test_short_epochs_draw_a_fresh_subset_and_validate_each(tmp_path, blocks):
+    res = train(_cfg(tmp_path, "short", epochs=3, epoch_blocks=96), trainset=blocks,
+                progress=False, log=_quiet)
+    assert [h["steps"] for h in res["history"]] == [2, 4, 6]  # ceil(96 / 64) steps an epoch
+    meta = wt.read_meta(res["weights"])
+    assert meta["epoch_blocks"] == 96 and meta["training_blocks"] == 256
+    with pytest.raises(CSBenchError, match="epoch_blocks must be >= 1"):
+        train(_cfg(tmp_path, "zero-blocks", epoch_blocks=0), trainset=blocks, progress=False,
+              log=_quiet)
