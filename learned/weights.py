@@ -34,6 +34,7 @@ Default names are the model zoo's (:mod:`cs_bench.zoo`, tier 1):
 'reconnet_r0.04'
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -189,12 +190,31 @@ def write_index(folder, files):
     _atomic_write(Path(folder) / INDEX, lambda tmp: Path(tmp).write_text(text))
 
 
+@contextlib.contextmanager
+def _index_lock(folder):
+    """Serialise index updates of one folder across processes (two ``train-zoo`` runs
+    finishing at once must not lose an entry); a no-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    with open(Path(folder) / ".index.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def register(path, folder=None):
     """Record ``path`` (a weights file inside ``folder``) in ``folder``'s index."""
     folder = Path(folder) if folder else Path(path).parent
-    files = read_index(folder)
-    files[Path(path).name] = {"sha256": sha256(path), "added": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_index(folder, files)
+    digest = sha256(path)
+    with _index_lock(folder):
+        files = read_index(folder)
+        files[Path(path).name] = {"sha256": digest, "added": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        write_index(folder, files)
 
 
 def install(tensors, meta, name, folder=None, overwrite=True):

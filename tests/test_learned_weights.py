@@ -125,3 +125,20 @@ def test_weights_by_path_and_default_names(tmp_path):
 
     for e in (ZooEntry("ista-net", 0.25, 1), ZooEntry("sda", 0.1, 1)):
         assert wt.default_name(e.method, e.ratio, e.phases, e.nf) == e.name
+
+
+def test_concurrent_registers_lose_no_entry(tmp_path):
+    """Two trainers finishing at once both end up in the folder's index."""
+    import multiprocessing as mp
+
+    names = [f"m{i}" for i in range(8)]
+    for n in names:
+        (tmp_path / f"{n}.safetensors").write_bytes(n.encode())
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=wt.register, args=(tmp_path / f"{n}.safetensors", tmp_path))
+             for n in names]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert sorted(wt.read_index(tmp_path)) == sorted(f"{n}.safetensors" for n in names)
