@@ -121,9 +121,9 @@ BUDGET = {("cpu", 1): 10, ("cpu", 2): 1, ("paper", 1): 300, ("paper", 2): 300}
 #: to the new M by least squares (``learned.train.transfer_fc``), and fine-tunes one epoch;
 #: at 0.10 and 0.25 (Table 2, beside ReconNet and SDA) it trains from scratch like them.
 #:
-#: SDA is a small fully connected net (~25,000 blocks/s on one core, 4 s an epoch): it gets
-#: the paper's full 300 epochs.
-CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced": 5, "sda": 300,
+#: SDA is a small fully connected net (~25,000 blocks/s on one core, 4 s an epoch, ~7 s beside
+#: two trainers): 100 epochs, a third of the paper's 300, for ~12 minutes per model.
+CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced": 5, "sda": 100,
               "ista-net_r0.25_np9_nf32": 3, "ista-net_r0.1_np9_nf32": 1,
               **{f"reconnet-enhanced_r{r:g}": 1 for r in (0.2, 0.3, 0.4, 0.5, 0.6)}}
 
@@ -139,7 +139,7 @@ def epochs_for(e, profile):
     """Training epochs of zoo entry ``e`` under ``profile`` (see BUDGET and CPU_EPOCHS).
 
     >>> epochs_for(entry("ista-net_r0.25_np9_nf32"), "cpu"), epochs_for(entry("sda_r0.1"), "cpu")
-    (3, 300)
+    (3, 100)
     >>> epochs_for(entry("ista-net_r0.4_np9_nf32"), "cpu")  # the 0.25 net, Qinit for 0.4
     0
     >>> epochs_for(entry("ista-net_r0.25_np9_nf32"), "paper")
