@@ -288,7 +288,10 @@ def transfer_fc(net, name, R, Phi_b):
     estimate of x from y_b = Phi_b x is Qinit_b y_b (Qinit_b = R Phi_b^T (Phi_b R Phi_b^T)^-1,
     as ISTA-Net's Eq. 12 on the training blocks' second moment R), so the best linear
     estimate of t from y_b is W_a Phi_a Qinit_b y_b + b_a: the convolutions that follow see
-    what they were trained on, as well as the fewer (or more) measurements allow.
+    what they were trained on, as well as the fewer (or more) measurements allow. With the
+    harness's nested Phi and M_b > M_a this is exactly ``[W_a, 0]``: the source network,
+    ignoring the extra measurements (Phi_b Qinit_b = I), which a fine-tune must then learn
+    to use; towards fewer measurements it is a genuine least-squares fit.
     """
     entry = wt.find(name)
     meta, src = entry.meta(), wt.read_tensors(entry.path)
