@@ -347,7 +347,7 @@ def trained(root):
         mp.setenv("CS_BENCH_WEIGHTS", str(root / "weights"))
         assert cli.main(TRAIN + ["--out", str(root / "run_ista")]) == 0
         assert cli.main(["train", "reconnet", "--ratio", "0.25", "--epochs", "1", *TINY,
-                         "--out", str(root / "run_reconnet")]) == 0
+                         "--name", "tiny-reconnet_r0.25", "--out", str(root / "run_reconnet")]) == 0
         # the tampered-weights row: a result cached with good weights, then the file changed
         tampered = root / "weights_tampered"
         shutil.copytree(root / "weights", tampered)
@@ -391,8 +391,8 @@ def _weights_cases(root):
                                 ["no weights named 'ista-net_r0.1_np1_nf4'", "available: ", ISTA,
                                  "train them with: cs-bench train ista-net --ratio 0.1 "
                                  "--phases 1 --nf 4"]),
-        "weights-other-ratio-fixed-M": (_learned("reconnet", 0.1, "weights=reconnet_r0.25"), {},
-                                        ["weights 'reconnet_r0.25' take M=272 measurements",
+        "weights-other-ratio-fixed-M": (_learned("reconnet", 0.1, "weights=tiny-reconnet_r0.25"), {},
+                                        ["weights 'tiny-reconnet_r0.25' take M=272 measurements",
                                          "this run has M=109"]),
         "weights-other-trained-ratio": (_learned("ista-net", 0.1, f"weights={ISTA}",
                                                  "trained_ratio=0.4"), {},

@@ -178,15 +178,16 @@ def _install_fresh(arch, method, ratio, name):
 
 @pytest.mark.parametrize("arch", ["reconnet", "reconnet-enhanced", "sda"])
 def test_fully_connected_front_ends_run_at_their_own_ratio_only(trained, arch):
-    net = _install_fresh(arch, arch, 0.1, f"{arch}_r0.1")
+    name = f"test-{arch}_r0.1"  # not the zoo's name: those are shipped in the package
+    net = _install_fresh(arch, arch, 0.1, name)
     img = np.random.default_rng(2).random((50, 40))
     prob = Problem.from_image(img, 0.1)
-    rec = get_method(arch).reconstruct(prob)
+    rec = get_method(arch, weights=name).reconstruct(prob)
     with torch.no_grad():
         direct = net(torch.tensor(prob.y, dtype=torch.float32)).x.double().numpy()
     assert np.allclose(rec, prob.to_image(direct), atol=1e-5)
     with pytest.raises(WeightsError, match="M=109"):
-        get_method(arch, weights=f"{arch}_r0.1").reconstruct(Problem.from_image(img, 0.25))
+        get_method(arch, weights=name).reconstruct(Problem.from_image(img, 0.25))
 
 
 def test_cuda_device_request_without_cuda_is_a_clear_error():
