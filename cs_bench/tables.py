@@ -196,9 +196,7 @@ def _fmt(v, digits=2):
 
 
 def _cell_text(r):
-    if r.note in ("not trained", "not run"):
-        return f"{r.note} (paper {_fmt(r.paper_psnr)})"
-    if r.note and r.note.endswith("not run"):  # part of the images: no mean to show
+    if r.note == "not trained" or str(r.note).endswith("not run"):  # no mean to show
         return f"{r.note} (paper {_fmt(r.paper_psnr)})"
     if np.isnan(r.psnr):
         return f"— (paper {_fmt(r.paper_psnr)})"
