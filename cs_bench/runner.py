@@ -28,7 +28,7 @@ from .registry import get_method
 from .sensing import check_ratio, load_phi, make_phi
 
 COLUMNS = ["method", "params", "scope", "dataset", "image", "ratio", "M", "noise_sigma",
-           "psnr", "ssim", "seconds", "device", "weights_id", "phi", "version", "error"]
+           "psnr", "ssim", "seconds", "device", "weights_id", "phi", "version", "code", "error"]
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,9 @@ def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cac
         # the weights used at this ratio, verified before every cache lookup: retrained or
         # tampered weights never return a result cached for other weights
         row["weights_id"] = method.weights_id_for(ratio)
+        row["code"] = code_id(type(method).__module__)
         args = (method.name, method.scope, method.params_json(), row["weights_id"],
-                code_id(type(method).__module__), f"{ref.dataset}/{ref.name}/{ref.sha256}",
+                row["code"], f"{ref.dataset}/{ref.name}/{ref.sha256}",
                 ratio, noise_sigma, noise_seed, phi.key, padding, __version__, method, ref, phi)
         if cached_only and not (hasattr(cached, "check_call_in_cache")
                                 and cached.check_call_in_cache(*args)):

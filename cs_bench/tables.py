@@ -116,14 +116,54 @@ def _weights_budget(name):
         device = f"CPU, {n} thread{'s' if n != 1 else ''}" if n else "CPU"
     else:
         device = meta.get("device_name") or dev or None
-    return {"epochs": meta.get("epochs_done"), "device": device,
+    epochs = meta.get("epochs_done")
+    blocks, whole = meta.get("epoch_blocks"), meta.get("training_blocks")
+    if epochs and blocks and whole and blocks < whole:  # short epochs: in whole epochs
+        epochs = epochs * blocks / whole
+    return {"epochs": epochs, "device": device,
             "hours": (meta.get("wall_seconds") or 0) / 3600,
             "val_psnr": meta.get("val_psnr"), "init_from": init}
 
 
-def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, cached_only=()):
+#: what makes two result rows the same result (with ``ratio`` compared to 1e-6)
+SAME_RESULT = ["method", "params", "scope", "dataset", "image", "noise_sigma", "phi",
+               "weights_id", "code"]
+
+
+def reuse_rows(runs, previous):
+    """Fill the rows of ``runs`` missing from the run cache (error NOT_CACHED) with the rows
+    of ``previous`` (an earlier ``all_runs.csv``) that are the same result: same method,
+    params, scope, image, ratio, noise, Phi, weights and **code** (the hash of the method's
+    source, :func:`cs_bench.runner.code_id`). A row without a match stays NOT_CACHED; a row
+    of an older CSV without the ``code`` column never matches."""
+    from .runner import NOT_CACHED
+
+    if runs.empty or previous is None or previous.empty or "code" not in previous:
+        return runs
+    prev = previous[previous.error.isna() & previous.code.notna()].copy()
+
+    def key(df):
+        parts = [df[c].astype(object).where(df[c].notna(), "").map(str) for c in SAME_RESULT
+                 if c != "noise_sigma"]
+        parts += [df[c].astype(float).round(6).map(repr) for c in ("noise_sigma", "ratio")]
+        return pd.concat(parts, axis=1).agg("|".join, axis=1)
+
+    prev.index = key(prev)
+    prev = prev[~prev.index.duplicated(keep="last")]
+    todo = runs.error == NOT_CACHED
+    hit = pd.Series(False, index=runs.index)
+    hit[todo] = key(runs[todo]).isin(prev.index).to_numpy()
+    taken = prev.loc[key(runs[hit])].reset_index(drop=True)
+    taken = taken[[c for c in runs.columns if c in taken.columns]]
+    return pd.concat([runs[~hit], taken], ignore_index=True)
+
+
+def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, cached_only=(),
+            reuse=(), previous=None):
     """Run every distinct (method, params) over the ratios it needs; per-image rows.
-    Methods in ``cached_only`` are not computed: only their cached results are used."""
+    Methods in ``cached_only`` are not computed: only their cached results are used.
+    Methods in ``reuse`` take what the run cache lacks from ``previous`` (see
+    :func:`reuse_rows`) and compute only the rest."""
     from .runner import run
 
     groups = {}
@@ -137,10 +177,28 @@ def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, ca
         if progress:
             print(f"[{i + 1}/{len(groups)}] {method} {params or ''} ratios "
                   f"{','.join(f'{r:g}' for r in sorted(ratios))}", flush=True)
-        frames.append(run([method], dataset, sorted(ratios), jobs=jobs, data_dir=data_dir,
-                          params={method: params}, progress=False,
-                          cached_only=method in cached_only))
+        kw = dict(jobs=jobs, data_dir=data_dir, params={method: params}, progress=False)
+        if method in reuse:
+            df = reuse_rows(run([method], dataset, sorted(ratios), cached_only=True, **kw),
+                            previous)
+            frames.append(_compute_missing(df, method, dataset, kw))
+            continue
+        frames.append(run([method], dataset, sorted(ratios), cached_only=method in cached_only,
+                          **kw))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _compute_missing(df, method, dataset, kw):
+    """Compute the rows of ``df`` still NOT_CACHED (per ratio, only their images)."""
+    from .runner import NOT_CACHED, run
+
+    todo = df[df.error == NOT_CACHED]
+    if todo.empty:
+        return df
+    done = [df[df.error != NOT_CACHED]]
+    for r, g in todo.groupby("ratio"):
+        done.append(run([method], dataset, [r], images=sorted(g.image), **kw))
+    return pd.concat(done, ignore_index=True)
 
 
 def assemble(all_cells, runs):
@@ -220,7 +278,8 @@ def _one_budget(e):
     if e.epochs == 0:
         return f"no training: {e.init_from} as is (Qinit solved for the ratio)"
     warm = f", warm start {e.init_from}" if e.init_from else ""
-    return f"{e.epochs:g} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
+    ep = f"{e.epochs:g}" if e.epochs >= 1 or e.epochs == 0 else f"{e.epochs:.2f}"
+    return f"{ep} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
 
 
 def _budget_text(g):
@@ -350,10 +409,12 @@ PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b")
 
 
 def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,
-                progress=True, only=None, cached_only=()):
+                progress=True, only=None, cached_only=(), reuse=()):
     """Run what the tables need (cached) and write them; ``only``: a subset of PARTS;
     ``cached_only``: method names whose missing results are shown as "not run", not computed
-    (e.g. D-AMP, ~20 CPU-minutes per ratio on Set11)."""
+    (e.g. D-AMP, ~20 CPU-minutes per ratio on Set11); ``reuse``: method names whose results
+    missing from the run cache are taken from ``out/all_runs.csv`` where that file holds the
+    same result computed by the same code (:func:`reuse_rows`), the rest computed."""
     t0 = time.perf_counter()
     out = Path(out)
     all_cells = cells()
@@ -362,13 +423,17 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
             if part not in PARTS:
                 raise unknown_name("table", part, PARTS)
         all_cells = [c for c in all_cells if c.table in only]
-    if cached_only:
+    if cached_only or reuse:
         from .registry import list_methods
 
-        for m in cached_only:
+        for m in list(cached_only) + list(reuse):
             if m not in list_methods():
                 raise unknown_name("method", m, list_methods())
-    runs = compute(all_cells, dataset, data_dir, jobs, progress, tuple(cached_only))
+    previous = None
+    if reuse and (out / "all_runs.csv").is_file():
+        previous = pd.read_csv(out / "all_runs.csv", dtype={"params": str, "code": str})
+    runs = compute(all_cells, dataset, data_dir, jobs, progress, tuple(cached_only),
+                   tuple(reuse), previous)
     cells_df = assemble(all_cells, runs)
     if not runs.empty:
         from .runner import NOT_CACHED
@@ -406,6 +471,10 @@ def add_commands(sub):
     s.add_argument("--cached-only", default="",
                    help="comma-separated methods not to compute: their cached results are "
                         "used, the rest shown as 'not run' (e.g. d-amp)")
+    s.add_argument("--reuse", default="",
+                   help="comma-separated methods whose results missing from the run cache are "
+                        "taken from OUT/all_runs.csv where it holds the same result computed "
+                        "by the same code (the 'code' column); the rest are computed")
     s.set_defaults(func=cmd_tables)
 
 
@@ -414,6 +483,7 @@ def cmd_tables(args):
     if args.jobs < 1:
         raise CSBenchError(f"--jobs must be at least 1, got {args.jobs}")
     cached_only = [m.strip() for m in args.cached_only.split(",") if m.strip()]
+    reuse = [m.strip() for m in args.reuse.split(",") if m.strip()]
     make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures, only=only,
-                cached_only=cached_only)
+                cached_only=cached_only, reuse=reuse)
     return 0

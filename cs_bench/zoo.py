@@ -11,6 +11,7 @@ inside a table are fair. The tables and ``cs-bench train-zoo`` both read this li
 20
 """
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 from .errors import unknown_name
@@ -53,6 +54,10 @@ def _nearest_trained_ratio(r):
     return "" if r == 0.25 else "ista-net_r0.25_np9_nf32"
 
 
+#: the network every Tier 2 model starts from under the cpu profile
+TIER2_BASE = "ista-net_r0.25_np9_nf32"
+
+
 def _build():
     z = []
     for r in TIER1_RATIOS:
@@ -62,7 +67,8 @@ def _build():
         z.append(ZooEntry("fista-net", r, 1, init_from=f"ista-net_r{r:g}_np9_nf32"))
         z.append(ZooEntry("reconnet", r, 1))
         z.append(ZooEntry("sda", r, 1))
-    # Tier 2, all at ratio 0.25 with one budget
+    # Tier 2, all at ratio 0.25 with one budget; under the cpu profile every one is carried
+    # from the Tier 1 ISTA-Net (learned/carry.py) and fine-tuned alike (see TIER2_CPU_BLOCKS)
     t2 = []
     for np_ in (5, 7, 9, 11, 13):  # Table 1
         t2 += [ZooEntry("ista-net", 0.25, 2, phases=np_), ZooEntry("fista-net", 0.25, 2, phases=np_)]
@@ -73,6 +79,7 @@ def _build():
         t2.append(ZooEntry(m, 0.25, 2, phases=11, gamma=0.0))
     for nf in (8, 16, 48, 64):  # Fig. 6b (nf 32 is the Np 9 model of Table 1)
         t2.append(ZooEntry("ista-net", 0.25, 2, nf=nf))
+    t2 = [dataclasses.replace(e, init_from=TIER2_BASE) for e in t2]
     return z + t2
 
 
@@ -134,6 +141,24 @@ CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced":
 #: 0.25 (end loss 0.0017) ran at 0.054 after 180 steps, ISTA-Net 0.1 from 0.25 at 0.20.
 #: 1e-4 is the authors' released learning rate.
 FINETUNE_LR = 1e-4
+
+#: Tier 2 under the cpu profile: every ablation model (Table 1, Table 3, Fig. 6) starts from
+#: the Tier 1 ISTA-Net 0.25 (TIER2_BASE) carried to its Np and Nf (``learned/carry.py``: a
+#: deeper net repeats the last phase, a shallower one keeps the first phases, a wider one
+#: adds channels without effect at step 0, a narrower one keeps the first channels; FISTA-Net
+#: starts with mu = 0), then fine-tunes on this many T91 blocks (one short epoch, 200 steps
+#: of 64) at FINETUNE_LR with its own loss (L, L*, gamma). One budget for all: the models of a
+#: table differ only in what the table compares, plus the carry itself, which favours the
+#: base's Np = 9, Nf = 32 (it starts *as* the trained network; the others start near it).
+#: The paper profile trains every Tier 2 model from scratch for 300 epochs instead.
+TIER2_CPU_BLOCKS = 12_800
+
+
+def init_for(e, profile):
+    """The warm start of zoo entry ``e`` under ``profile`` ('' for none)."""
+    if e.tier == 2 and profile != "cpu":
+        return ""
+    return e.init_from
 
 
 def epochs_for(e, profile):
@@ -238,7 +263,12 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         if left is not None and left <= 60:
             log("time budget spent; run again to continue")
             return 0
-        init = e.init_from if e.init_from and shipped(e.init_from) else None
+        src = init_for(e, profile)
+        if src and not shipped(src):
+            log(f"{e.name}: waits for {src} (its warm start); skipped")
+            continue
+        init = src or None
+        short = {"epoch_blocks": TIER2_CPU_BLOCKS} if (e.tier, profile) == (2, "cpu") else {}
         run_dir = f"{root}/{RUNS}/{e.name}"
         if not _lock(run_dir):
             log(f"{e.name}: being trained by another process; skipped")
@@ -247,7 +277,7 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
                                        nf=e.nf, gamma=e.gamma, epochs=epochs, device=device,
                                        name=e.name, out=run_dir, init_from=init, force=True,
                                        **({"lr": FINETUNE_LR} if init else {}),
-                                       time_budget=left, threads=threads)
+                                       time_budget=left, threads=threads, **short)
         resume = os.path.isfile(f"{run_dir}/checkpoint.safetensors")
         log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
         try:

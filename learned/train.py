@@ -51,6 +51,7 @@ from cs_bench.sensing import check_ratio, load_phi, make_phi
 from . import checkpoint as ckpt
 from . import trainset as ts_mod
 from . import weights as wt
+from .carry import carry
 from .losses import SYM_INPUTS, loss_terms, needs_sym
 from .nets import ARCH_OF, UNROLLED, BlockOperator, build
 from .qinit import qinit
@@ -254,8 +255,9 @@ def warm_start(net, arch, name):
     """Copy the tensors of weights ``name`` whose names and shapes match into ``net``.
 
     ISTA-Net and FISTA-Net are interchangeable (FISTA-Net from ISTA-Net keeps mu(k) at its
-    initial value 0, i.e. starts *as* that ISTA-Net); phases beyond the source's keep their
-    fresh initialisation; ReconNet's FC layer only copies at the same M (:func:`train` carries
+    initial value 0, i.e. starts *as* that ISTA-Net), at any Np and Nf (:func:`carry`: a
+    deeper net repeats the source's last phase, a wider one adds channels that start
+    without effect on the output); ReconNet's FC layer only copies at the same M (:func:`train` carries
     it to another M with :func:`transfer_fc`). Returns the
     record stored in the metadata.
     """
@@ -268,6 +270,12 @@ def warm_start(net, arch, name):
         raise WeightsError(f"cannot initialise {arch} from '{name}' ({src_arch} weights)")
     src = {k[4:]: v for k, v in wt.read_tensors(entry.path).items() if k.startswith("net.")}
     own = net.state_dict()
+    record = {"name": name, "sha256": entry.sha256, "ratio": meta.get("ratio"),
+              "method": meta.get("method")}
+    if family[arch] == "unrolled":  # any Np and Nf: learned/carry.py
+        rec = carry(own, src)
+        net.load_state_dict(own)
+        return {**record, "copied": rec.pop("copied"), "skipped": [], "carry": rec}
     copied, skipped = [], []
     with torch.no_grad():
         for k, v in src.items():
@@ -277,8 +285,7 @@ def warm_start(net, arch, name):
             else:
                 skipped.append(k)
     net.load_state_dict(own)
-    return {"name": name, "sha256": entry.sha256, "ratio": meta.get("ratio"),
-            "method": meta.get("method"), "copied": len(copied), "skipped": skipped}
+    return {**record, "copied": len(copied), "skipped": skipped}
 
 
 def transfer_fc(net, name, R, Phi_b):

@@ -146,12 +146,16 @@ def test_warm_starts(tmp_path, blocks):
     with torch.no_grad():
         assert torch.equal(fista(y, op).x, ista(y, op).x)
     assert rec["copied"] == 12 and rec["skipped"] == [] and rec["name"] == "src"
-    # more phases: the first two are copied, the third keeps its initialisation
+    # more phases: the first two are copied, the third repeats the last one
     deeper = build("ista-net", op.M, 3, 6)
-    fresh = deeper.layers[2].F2.detach().clone()
-    warm_start(deeper, "ista-net", "src")
+    rec = warm_start(deeper, "ista-net", "src")
     assert torch.equal(deeper.layers[1].G2, ista.layers[1].G2)
-    assert torch.equal(deeper.layers[2].F2, fresh)
+    assert torch.equal(deeper.layers[2].F2, ista.layers[1].F2)
+    assert rec["carry"] == {"phases": "2->3", "nf": "6->6", "exact": False}
+    # fewer phases: the first one
+    shallow = build("fista-net", op.M, 1, 6)
+    assert warm_start(shallow, "fista-net", "src")["carry"]["phases"] == "2->1"
+    assert torch.equal(shallow.layers[0].theta, ista.layers[0].theta)
     with pytest.raises(WeightsError, match="cannot initialise"):
         warm_start(build("sda", op.M), "sda", "src")
     # through train(): recorded in the metadata
@@ -337,3 +341,28 @@ def test_short_epochs_draw_a_fresh_subset_and_validate_each(tmp_path, blocks):
     with pytest.raises(CSBenchError, match="epoch_blocks must be >= 1"):
         train(_cfg(tmp_path, "zero-blocks", epoch_blocks=0), trainset=blocks, progress=False,
               log=_quiet)
+
+
+def test_carry_to_more_feature_maps_is_exact_and_trainable(tmp_path):
+    from cs_bench.learned.carry import carry
+
+    torch.manual_seed(0)
+    Phi = torch.tensor(make_phi(0.25), dtype=torch.float32)
+    op = BlockOperator(Phi, Phi.T.contiguous())
+    src = build("ista-net", op.M, 2, 4)
+    wide = build("fista-net", op.M, 2, 7)
+    assert carry(wide_state := wide.state_dict(), src.state_dict())["exact"]
+    wide.load_state_dict(wide_state)
+    y = torch.rand(3, op.M)
+    with torch.no_grad():
+        torch.testing.assert_close(wide(y, op).x, src(y, op).x, rtol=1e-5, atol=1e-6)
+    # the new channels are not dead: every weight reading them gets a gradient
+    wide(y, op).x.square().sum().backward()
+    for name in ("F2", "G1", "G2"):
+        g = getattr(wide.layers[1], name).grad
+        assert g[:, 4:].abs().sum() > 0, name
+    # narrower keeps the first channels
+    narrow = build("ista-net", op.M, 2, 3)
+    state = narrow.state_dict()
+    assert not carry(state, src.state_dict())["exact"]
+    assert torch.equal(state["layers.0.F2"], src.layers[0].F2[:3, :3])

@@ -132,3 +132,44 @@ def test_cached_only_shows_not_run(tmp_path, monkeypatch):
     with pytest.raises(CSBenchError, match="unknown method"):
         tables.make_tables(tmp_path, dataset="skimage", figures=False, progress=False,
                            cached_only=["d-ampp"])
+
+
+def test_reuse_takes_same_code_rows_from_all_runs_and_computes_the_rest(tmp_path, monkeypatch):
+    small = [Cell("table2", "TVAL3", "0.25", "min-norm", 0.25, 27.84),
+             Cell("table2", "TVAL3", "0.1", "min-norm", 0.10, 22.84)]
+    monkeypatch.setattr(tables.paper, "TABLE2", {"TVAL3": tables.paper.TABLE2["TVAL3"]})
+    monkeypatch.setattr(tables, "EXTRA", {})
+    monkeypatch.setattr(tables, "cells", lambda: small)
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache-a"))
+    kw = dict(dataset="skimage", figures=False, progress=False, only=["table2"])
+    tables.make_tables(tmp_path, **kw)
+    runs = pd.read_csv(tmp_path / "all_runs.csv", dtype={"code": str})
+    assert runs.code.notna().all() and runs.code.nunique() == 1
+    true = runs.psnr.copy()
+    # mark one row (to see it reused) and give another a stale code (must be recomputed)
+    runs.loc[0, "psnr"] = 99.0
+    runs.loc[1, "code"] = "0123456789abcdef"
+    runs.loc[1, "psnr"] = 98.0
+    runs.to_csv(tmp_path / "all_runs.csv", index=False)
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache-b"))  # a cold cache
+    tables.make_tables(tmp_path, reuse=["min-norm"], **kw)
+    again = pd.read_csv(tmp_path / "all_runs.csv")
+    key = ["image", "ratio"]
+    got = again.set_index(key).psnr
+    assert got[tuple(runs.loc[0, key])] == 99.0  # same code: taken as it was
+    assert abs(got[tuple(runs.loc[1, key])] - true[1]) < 1e-4  # stale code: computed again
+    assert len(again) == len(runs) and again.error.isna().all()
+
+
+def test_tier2_cpu_models_are_carried_from_the_tier1_network_and_wait_for_it(monkeypatch):
+    from cs_bench import zoo
+
+    t2 = [e for e in zoo.ZOO if e.tier == 2]
+    assert len(t2) == 24 and len({e.name for e in t2}) == 24
+    assert {zoo.init_for(e, "cpu") for e in t2} == {zoo.TIER2_BASE}
+    assert {zoo.init_for(e, "paper") for e in t2} == {""}  # the paper: from scratch
+    assert zoo.epochs_for(t2[0], "cpu") == 1 and zoo.TIER2_CPU_BLOCKS < 88_912
+    said = []
+    monkeypatch.setattr(zoo, "shipped", lambda name: None)  # nothing trained, not the base
+    assert zoo.train_zoo(tier=2, only=[t2[0].name], log=said.append) == 0
+    assert said == [f"{t2[0].name}: waits for {zoo.TIER2_BASE} (its warm start); skipped"]
