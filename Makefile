@@ -16,13 +16,14 @@ endif
 # torch's on 2 cores and 0.7 s without; the runner parallelises over images instead (--jobs).
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: install test tables bench train lint clean-cache help
+.PHONY: install test tables bench train train-tier2 lint clean-cache help
 
 help:
 	@echo "make tables   regenerate the paper's tables and figures into results/"
 	@echo "make test     run the test suite"
 	@echo "make bench    speed benchmark into results/bench.md"
 	@echo "make train    train the model zoo (long; resumable)"
+	@echo "make train-tier2  train the ablation models of Tables 1, 3 and Fig. 6"
 	@echo "make lint     ruff"
 
 install: $(STAMP)
@@ -43,6 +44,9 @@ bench: install
 
 train: install
 	$(BIN)/cs-bench train-zoo --tier 1 --profile cpu
+
+train-tier2: install
+	$(BIN)/cs-bench train-zoo --tier 2 --profile cpu
 
 lint: install
 	$(BIN)/ruff check cs_bench baselines learned tests scripts
