@@ -173,3 +173,14 @@ def test_tier2_cpu_models_are_carried_from_the_tier1_network_and_wait_for_it(mon
     monkeypatch.setattr(zoo, "shipped", lambda name: None)  # nothing trained, not the base
     assert zoo.train_zoo(tier=2, only=[t2[0].name], log=said.append) == 0
     assert said == [f"{t2[0].name}: waits for {zoo.TIER2_BASE} (its warm start); skipped"]
+
+
+def test_figure_6_numbers_get_their_own_tables(tmp_path, monkeypatch):
+    small = [Cell("fig6b", "ISTA-Net", f"Nf={nf}", "ista-net", 0.25, float("nan"),
+                  {"weights": f"ista-net_r0.25_np9_nf{nf}_t2"}) for nf in (8, 16)]
+    monkeypatch.setattr(tables, "_weights_budget", lambda name: None)  # nothing trained
+    monkeypatch.setattr(tables, "cells", lambda: small)
+    tables.make_tables(tmp_path, dataset="skimage", figures=False, progress=False)
+    md = (tmp_path / "fig6b.md").read_text()
+    assert md.startswith("# Fig. 6b") and md.count("not trained") == 2 and "(paper" not in md
+    assert len(pd.read_csv(tmp_path / "fig6b.csv")) == 2
