@@ -113,12 +113,17 @@ def test_partial_run_keeps_the_other_tables_runs(tmp_path):
     assert tables._merge_runs(tmp_path / "none.csv", merged) is merged
 
 
-def test_cached_only_shows_not_run(tmp_path, monkeypatch):
+def _min_norm_table2(monkeypatch):
+    """Table 2 reduced to one row (TVAL3's paper values) computed by the fast min-norm."""
     small = [Cell("table2", "TVAL3", "0.25", "min-norm", 0.25, 27.84),
              Cell("table2", "TVAL3", "0.1", "min-norm", 0.10, 22.84)]
     monkeypatch.setattr(tables.paper, "TABLE2", {"TVAL3": tables.paper.TABLE2["TVAL3"]})
     monkeypatch.setattr(tables, "EXTRA", {})
     monkeypatch.setattr(tables, "cells", lambda: small)
+
+
+def test_cached_only_shows_not_run(tmp_path, monkeypatch):
+    _min_norm_table2(monkeypatch)
     monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "empty-cache"))
     tables.make_tables(tmp_path, dataset="skimage", figures=False, progress=False,
                        only=["table2"], cached_only=["min-norm"])
@@ -135,11 +140,7 @@ def test_cached_only_shows_not_run(tmp_path, monkeypatch):
 
 
 def test_reuse_takes_same_code_rows_from_all_runs_and_computes_the_rest(tmp_path, monkeypatch):
-    small = [Cell("table2", "TVAL3", "0.25", "min-norm", 0.25, 27.84),
-             Cell("table2", "TVAL3", "0.1", "min-norm", 0.10, 22.84)]
-    monkeypatch.setattr(tables.paper, "TABLE2", {"TVAL3": tables.paper.TABLE2["TVAL3"]})
-    monkeypatch.setattr(tables, "EXTRA", {})
-    monkeypatch.setattr(tables, "cells", lambda: small)
+    _min_norm_table2(monkeypatch)
     monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache-a"))
     kw = dict(dataset="skimage", figures=False, progress=False, only=["table2"])
     tables.make_tables(tmp_path, **kw)
