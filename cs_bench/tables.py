@@ -7,8 +7,9 @@ that is not trained yet shows as "not trained" rather than a number, and the bud
 ones that are (epochs, device, wall time) is read from their weights' metadata.
 
 Outputs (``results/``): ``table1..4.md``, ``fig6a.md``, ``fig6b.md`` and their ``.csv``
-(long format: one row per cell, with paper, ours, difference), ``fig5_visual.png``, ``fig6a_symmetric.png``, ``fig6b_nf.png``,
-``psnr_vs_ratio.png``, and ``all_runs.csv`` (every per-image row).
+(long format: one row per cell, with paper, ours, difference), ``fig5_visual.png``,
+``fig6a_symmetric.png``, ``fig6b_nf.png``, ``psnr_vs_ratio.png``, and ``all_runs.csv``
+(every per-image row).
 """
 
 import json
@@ -125,9 +126,10 @@ def _weights_budget(name):
             "val_psnr": meta.get("val_psnr"), "init_from": init}
 
 
-#: what makes two result rows the same result (with ``ratio`` compared to 1e-6)
-SAME_RESULT = ["method", "params", "scope", "dataset", "image", "noise_sigma", "phi",
-               "weights_id", "code"]
+#: what makes two result rows the same result: these columns equal, and the numeric ones
+#: equal to 1e-6
+SAME_RESULT = ["method", "params", "scope", "dataset", "image", "phi", "weights_id", "code"]
+SAME_RESULT_NUMERIC = ["noise_sigma", "ratio"]
 
 
 def reuse_rows(runs, previous):
@@ -143,9 +145,8 @@ def reuse_rows(runs, previous):
     prev = previous[previous.error.isna() & previous.code.notna()].copy()
 
     def key(df):
-        parts = [df[c].astype(object).where(df[c].notna(), "").map(str) for c in SAME_RESULT
-                 if c != "noise_sigma"]
-        parts += [df[c].astype(float).round(6).map(repr) for c in ("noise_sigma", "ratio")]
+        parts = [df[c].astype(object).where(df[c].notna(), "").map(str) for c in SAME_RESULT]
+        parts += [df[c].astype(float).round(6).map(repr) for c in SAME_RESULT_NUMERIC]
         return pd.concat(parts, axis=1).agg("|".join, axis=1)
 
     prev.index = key(prev)
@@ -339,6 +340,9 @@ def _table_remark(t, df):
     if t in ("table1", "table3", "fig6a", "fig6b"):
         from .zoo import TIER2_BASE, TIER2_CPU_BLOCKS
 
+        from .learned.train import PROFILES
+
+        steps = TIER2_CPU_BLOCKS // PROFILES["cpu"]["batch"]
         if len(df) and df.init_from.notna().all() and (df.init_from == TIER2_BASE).all():
             return (f" Every model here starts from the Tier 1 network {TIER2_BASE} carried to "
                     "its Np and Nf (a deeper net repeats the last phase, a shallower one keeps "
@@ -349,9 +353,10 @@ def _table_remark(t, df):
                     "favours that network's own Np = 9 and Nf = 32, not between networks "
                     "trained from scratch for 300 epochs as in the paper. Measured here: "
                     "FISTA-Net's mu starts at 0 and Adam at 1e-4 moves it by under 0.01 in "
-                    "200 steps, so FISTA-Net rows match ISTA-Net's within 0.01 dB (momentum "
-                    "is not tested); a narrower Nf (8, 16) starts from a truncated network "
-                    "(T91 validation ~6 dB at step 0) that 200 steps do not recover.")
+                    f"{steps} steps, so FISTA-Net rows match ISTA-Net's within 0.01 dB "
+                    "(momentum is not tested); a narrower Nf (8, 16) starts from a truncated "
+                    f"network (T91 validation ~6 dB at step 0) that {steps} steps do not "
+                    "recover.")
         return ""
     if t != "table4":
         return ""

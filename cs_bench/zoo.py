@@ -11,8 +11,7 @@ inside a table are fair. The tables and ``cs-bench train-zoo`` both read this li
 20
 """
 
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .errors import unknown_name
 
@@ -79,7 +78,7 @@ def _build():
         t2.append(ZooEntry(m, 0.25, 2, phases=11, gamma=0.0))
     for nf in (8, 16, 48, 64):  # Fig. 6b (nf 32 is the Np 9 model of Table 1)
         t2.append(ZooEntry("ista-net", 0.25, 2, nf=nf))
-    t2 = [dataclasses.replace(e, init_from=TIER2_BASE) for e in t2]
+    t2 = [replace(e, init_from=TIER2_BASE) for e in t2]
     return z + t2
 
 

@@ -252,14 +252,14 @@ def nearest_weights(cfg, exclude=None):
 
 
 def warm_start(net, arch, name):
-    """Copy the tensors of weights ``name`` whose names and shapes match into ``net``.
+    """Initialise ``net`` from the weights ``name``; returns the record kept in the metadata.
 
     ISTA-Net and FISTA-Net are interchangeable (FISTA-Net from ISTA-Net keeps mu(k) at its
     initial value 0, i.e. starts *as* that ISTA-Net), at any Np and Nf (:func:`carry`: a
     deeper net repeats the source's last phase, a wider one adds channels that start
-    without effect on the output); ReconNet's FC layer only copies at the same M (:func:`train` carries
-    it to another M with :func:`transfer_fc`). Returns the
-    record stored in the metadata.
+    without effect on the output). The other networks copy the tensors whose names and
+    shapes match; ReconNet's FC layer only copies at the same M (:func:`train` carries it to
+    another M with :func:`transfer_fc`).
     """
     entry = wt.find(name)
     meta = entry.meta()
