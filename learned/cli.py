@@ -48,6 +48,8 @@ def add_commands(subparsers):
     p.add_argument("--sda-output", choices=["linear", "sigmoid"], help="SDA output activation")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--mu-lr", type=float, help="FISTA-Net: the momentum mu's own learning rate "
+                   "(default: --lr), on the same schedule")
     p.add_argument("--batch", type=int, help="batch size (default 64)")
     p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
     p.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
@@ -107,7 +109,7 @@ def add_commands(subparsers):
 
 _CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
              "sym_input": "sym_input", "sda_output": "out_act", "epochs": "epochs", "lr": "lr",
-             "batch": "batch", "schedule": "schedule", "seed": "seed", "precision": "precision",
+             "batch": "batch", "mu_lr": "mu_lr", "schedule": "schedule", "seed": "seed", "precision": "precision",
              "device": "device", "phi_path": "phi_path", "init_from": "init_from",
              "out": "out", "name": "name", "max_steps": "max_steps",
              "epoch_blocks": "epoch_blocks",

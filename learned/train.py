@@ -70,7 +70,7 @@ PROFILES = {
 #: fields a resumed run must share with its checkpoint (``init_from`` only matters at the
 #: start: a resumed run keeps the record of the warm start its checkpoint made)
 FIXED = ("method", "ratio", "phases", "nf", "gamma", "loss", "sym_input", "out_act", "mu_init",
-         "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "epoch_blocks")
+         "mu_lr", "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "epoch_blocks")
 
 
 @dataclass
@@ -86,6 +86,7 @@ class TrainConfig:
     sym_input: str = "block"
     out_act: str = "linear"  # SDA output activation
     mu_init: float = 0.0  # FISTA-Net momentum initialisation
+    mu_lr: float = None  # FISTA-Net mu's own Adam learning rate (None: lr), on lr's schedule
     epochs: int = 300
     lr: float = 1e-3
     batch: int = 64
@@ -158,6 +159,9 @@ class TrainConfig:
                                "itself, validated and installed without training)")
         if self.gamma < 0 or self.lr <= 0:
             raise CSBenchError("gamma must be >= 0 and lr > 0")
+        if self.mu_lr is not None and (arch != "fista-net" or not self.mu_lr > 0):
+            raise CSBenchError("mu_lr (the momentum's learning rate) must be > 0 and applies to "
+                               "fista-net only")
         self.recipe.check()
         return self
 
@@ -172,6 +176,28 @@ class TrainConfig:
         d["recipe"] = Recipe(**d["recipe"])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def param_groups(net, cfg):
+    """Adam's parameter groups: one, or with ``cfg.mu_lr`` two (FISTA-Net's mu apart).
+
+    Each group carries ``lr_scale``, its learning rate over the schedule's ``lr_at``. Why mu
+    gets its own: Adam moves a parameter by about the learning rate per step, so at 1e-4 a mu
+    that starts at 0 (FISTA-Net warm-started exactly from ISTA-Net) moves by < 0.01 in 200
+    steps and the network stays ISTA-Net; FISTA's own momentum weights are 0.2-0.8.
+
+    >>> from cs_bench.learned.nets import build
+    >>> net = build("fista-net", 272, phases=2, nf=4)
+    >>> cfg = TrainConfig(method="fista-net", ratio=0.25, lr=1e-4, mu_lr=1e-2)
+    >>> [(len(g["params"]), g["lr_scale"]) for g in param_groups(net, cfg)]
+    [(12, 1.0), (2, 100.0)]
+    """
+    if cfg.mu_lr is None:
+        return [{"params": list(net.parameters()), "lr_scale": 1.0}]
+    named = list(net.named_parameters())
+    mu = [p for n, p in named if n.rsplit(".", 1)[-1] == "mu"]
+    rest = [p for n, p in named if n.rsplit(".", 1)[-1] != "mu"]
+    return [{"params": rest, "lr_scale": 1.0}, {"params": mu, "lr_scale": cfg.mu_lr / cfg.lr}]
 
 
 def lr_at(cfg, step, total_steps):
@@ -396,7 +422,7 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
             init_record["skipped"] = [k for k in init_record["skipped"] if not k.startswith("fc.")]
         log(f"warm start from '{source}' ({init_record['copied']} tensors copied)")
     net.to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(param_groups(net, cfg), lr=cfg.lr)
     fwd = net
     if cfg.compile:
         try:
@@ -431,6 +457,7 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
             "sym_input": cfg.sym_input if arch in UNROLLED else None,
             "out_act": cfg.out_act if arch == "sda" else None,
             "mu_init": cfg.mu_init if arch == "fista-net" else None,
+            "mu_lr": cfg.mu_lr if arch == "fista-net" else None,
             "lr": cfg.lr, "batch": cfg.batch, "schedule": cfg.schedule, "seed": cfg.seed,
             "profile": cfg.profile, "epochs_planned": cfg.epochs,
             "training_blocks": int(n), "epoch_blocks": int(n_epoch),
@@ -510,7 +537,7 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
                 x = torch.from_numpy(X[idx]).to(device)
                 lr = lr_at(cfg, global_step, total_steps)
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g.get("lr_scale", 1.0)  # older checkpoints: one group
                 with autocast(precision, device):
                     y = x @ op.Phi.T
                     out = fwd(y, op, sym=sym, s=x)
