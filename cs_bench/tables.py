@@ -137,7 +137,8 @@ def reuse_rows(runs, previous):
     of ``previous`` (an earlier ``all_runs.csv``) that are the same result: same method,
     params, scope, image, ratio, noise, Phi, weights and **code** (the hash of the method's
     source, :func:`cs_bench.runner.code_id`). A row without a match stays NOT_CACHED; a row
-    of an older CSV without the ``code`` column never matches."""
+    of an older CSV without the ``code`` column never matches. Taken rows get ``reused=True``
+    (the tables say so; the column is not written to ``all_runs.csv``)."""
     from .runner import NOT_CACHED
 
     if runs.empty or previous is None or previous.empty or "code" not in previous:
@@ -155,7 +156,7 @@ def reuse_rows(runs, previous):
     hit = pd.Series(False, index=runs.index)
     hit[todo] = key(runs[todo]).isin(prev.index).to_numpy()
     taken = prev.loc[key(runs[hit])].reset_index(drop=True)
-    taken = taken[[c for c in runs.columns if c in taken.columns]]
+    taken = taken[[c for c in runs.columns if c in taken.columns]].assign(reused=True)
     return pd.concat([runs[~hit], taken], ignore_index=True)
 
 
@@ -299,7 +300,7 @@ def _budget_text(g):
     return "; ".join(f"{', '.join(cols)}: {t}" for t, cols in texts.items())
 
 
-def table2_markdown(df, env):
+def table2_markdown(df, env, reused=()):
     rows = []
     for label in list(paper.TABLE2) + list(EXTRA):
         g = df[df.row == label]
@@ -312,7 +313,7 @@ def table2_markdown(df, env):
     return ("# Table 2: Set11 mean PSNR (dB) at ratios 0.25 and 0.10, and seconds per image\n\n"
             "Cells: ours (paper, difference). Our seconds are the median per 256x256 Set11 image "
             f"on {env}; the paper's times are its own hardware's, shown apart. Rows below the "
-            "paper's are our references (not in the paper).\n\n"
+            "paper's are our references (not in the paper)." + _reused_text(reused) + "\n\n"
             + pd.DataFrame(rows).to_markdown(index=False) + "\n")
 
 
@@ -360,16 +361,47 @@ def _table_remark(t, df):
         return ""
     if t != "table4":
         return ""
-    ista = df[df.row == "ISTA-Net"]
-    if len(ista) and ista.epochs.notna().all() and (ista.epochs == 0).all():
-        return (" Here ISTA-Net at every ratio of this table is one network (see its budget: "
-                "the 0.25 model with Qinit solved for the ratio, no fine-tune, because a "
-                "one-epoch fine-tune gained 0.05 dB on T91 validation), so the ISTA-Net and "
-                "ISTA-Net0.4 rows are the same model and coincide.")
-    return ""
+    return _ista_ratio_remark(df[df.row == "ISTA-Net"])
 
 
-def write_tables(cells_df, runs, out):
+def _ista_ratio_remark(ista):
+    """How the ISTA-Net of each Table 4 ratio was made, when every one starts from one
+    network (the cpu zoo: the 0.25 model with Qinit solved for the ratio)."""
+    ista = ista.dropna(subset=["epochs"])
+    if ista.empty or ista.init_from.isna().any() or ista.init_from.nunique() != 1:
+        return ""
+    base = ista.init_from.iloc[0]
+    as_is = ista[ista.epochs == 0].column.tolist()
+    tuned = ista[ista.epochs > 0].column.tolist()
+    if not tuned:
+        return (f" Here ISTA-Net at every ratio of this table is one network ({base} with Qinit "
+                "solved for the ratio, no fine-tune), so the ISTA-Net and ISTA-Net0.4 rows are "
+                "the same model and coincide.")
+    text = (f" ISTA-Net at every ratio here starts from {base} with Qinit solved for the "
+            "ratio (the paper trains each ratio from scratch): ")
+    parts = []
+    if as_is:
+        parts.append(f"{', '.join(as_is)} as is")
+    parts.append(f"{', '.join(tuned)} fine-tuned at the ratio (see the budget)")
+    return text + "; ".join(parts) + ". The ISTA-Net0.4 row is the 0.4 model."
+
+
+def _reused_text(methods):
+    if not len(methods):
+        return ""
+    names = ", ".join(_label(m) for m in methods)
+    return (f" {names}: per-image rows (PSNR and seconds) taken from an earlier "
+            "results/all_runs.csv computed by the same code on this project's machine "
+            "(`--reuse`; `make tables-full` recomputes them).")
+
+
+def _label(method):
+    labels = {**LEARNED_LABELS, **{v: k for k, v in CLASSICAL.items()},
+              **{v: k for k, v in EXTRA.items()}}
+    return labels.get(method, method)
+
+
+def write_tables(cells_df, runs, out, reused=()):
     from .runner import environment
 
     env = environment()
@@ -380,7 +412,7 @@ def write_tables(cells_df, runs, out):
             continue
         write_csv(df, out / f"{t}.csv")
         if t == "table2":
-            text = table2_markdown(df, env_text)
+            text = table2_markdown(df, env_text, reused)
         else:
             title, note = TITLES[t]
             text = table_markdown(df, title, note + _table_remark(t, df))
@@ -466,13 +498,17 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
     runs = compute(all_cells, dataset, data_dir, jobs, progress, tuple(cached_only),
                    tuple(reuse), previous)
     cells_df = assemble(all_cells, runs)
+    reused = ()
     if not runs.empty:
         from .runner import NOT_CACHED
 
         runs = runs[runs.error != NOT_CACHED].reset_index(drop=True)
+        if "reused" in runs:
+            reused = sorted(runs.method[runs.reused.eq(True)].unique())
+            runs = runs.drop(columns="reused")
     if only:
         runs = _merge_runs(out / "all_runs.csv", runs)  # keep the other tables' runs
-    write_tables(cells_df, runs, out)
+    write_tables(cells_df, runs, out, reused)
     t2 = out / "table2.md"
     if t2.is_file() and out.resolve().parent == Path.cwd().resolve():
         update_readme(t2.read_text(), Path.cwd() / "README.md")

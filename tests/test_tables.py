@@ -160,6 +160,9 @@ def test_reuse_takes_same_code_rows_from_all_runs_and_computes_the_rest(tmp_path
     assert got[tuple(runs.loc[0, key])] == 99.0  # same code: taken as it was
     assert abs(got[tuple(runs.loc[1, key])] - true[1]) < 1e-4  # stale code: computed again
     assert len(again) == len(runs) and again.error.isna().all()
+    assert "reused" not in again.columns
+    assert "min-norm: per-image rows (PSNR and seconds) taken from an earlier" in \
+        (tmp_path / "table2.md").read_text()
 
 
 def test_tier2_cpu_models_are_carried_from_the_tier1_network_and_wait_for_it(monkeypatch):
@@ -185,3 +188,13 @@ def test_figure_6_numbers_get_their_own_tables(tmp_path, monkeypatch):
     md = (tmp_path / "fig6b.md").read_text()
     assert md.startswith("# Fig. 6b") and md.count("not trained") == 2 and "(paper" not in md
     assert len(pd.read_csv(tmp_path / "fig6b.csv")) == 2
+
+
+def test_table4_remark_says_which_ratios_are_fine_tuned_from_the_shared_start():
+    base = "ista-net_r0.25_np9_nf32"
+    ista = pd.DataFrame({"column": ["0.2", "0.3", "0.4"], "epochs": [0.0, 1.0, 1.0],
+                         "init_from": [base] * 3})
+    text = tables._ista_ratio_remark(ista)
+    assert base in text and "0.2 as is" in text and "0.3, 0.4 fine-tuned" in text
+    assert "coincide" in tables._ista_ratio_remark(ista.assign(epochs=0.0))
+    assert tables._ista_ratio_remark(ista.assign(init_from=[base, None, base])) == ""
