@@ -106,26 +106,60 @@ def fig6b(cells_df, out):
     _save(fig, Path(out) / "fig6b_nf.png")
 
 
+def _series(method, params, ratio):
+    """The line of ``psnr_vs_ratio`` a (method, params, ratio) result belongs to, or None.
+
+    A classical method is one line. A learned one has one weights file per ratio, so its
+    line joins the Tier 1 models each trained for the ratio it runs at; a model run at
+    other ratios than its own (the paper's ISTA-Net0.4) is a line of its own, and the
+    ablation models (Tier 2, Tables 1 and 3, Fig. 6) are left to their own figures.
+
+    >>> _series("tval3", "{}", 0.1)
+    'TVAL3'
+    >>> _series("ista-net", '{"weights": "ista-net_r0.4_np9_nf32"}', 0.4)
+    'ISTA-Net'
+    >>> _series("ista-net", '{"weights": "ista-net_r0.4_np9_nf32"}', 0.2)
+    'ISTA-Net0.4'
+    >>> _series("ista-net", '{"weights": "ista-net_r0.25_np7_nf32_t2"}', 0.25) is None
+    True
+    """
+    import json
+
+    from .tables import LEARNED_LABELS, _label
+    from .zoo import _BY_NAME
+
+    w = json.loads(params).get("weights")
+    if not w:
+        return _label(method)
+    e = _BY_NAME.get(w)
+    if e is None:  # user weights: their own line
+        return f"{LEARNED_LABELS.get(method, method)} ({w})"
+    if e.tier != 1:
+        return None
+    label = LEARNED_LABELS.get(method, method)
+    return label if abs(e.ratio - ratio) < 1e-9 else f"{label}{e.ratio:g}"
+
+
 def psnr_vs_ratio(runs, out):
     """Every method's mean PSNR against the ratio, from every run made for the tables."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7, 4.6))
     if not runs.empty:
         ok = runs[runs.error.isna()]
-        for (method, params), g in ok.groupby(["method", "params"]):
+        keys = ok[["method", "params", "ratio"]].drop_duplicates()
+        names = {tuple(k): _series(*k) for k in keys.itertuples(index=False)}
+        series = ok[["method", "params", "ratio"]].apply(lambda r: names[tuple(r)], axis=1)
+        ok = ok.assign(series=series).dropna(subset=["series"])
+        learned = set(ok.series[ok.params.str.contains('"weights"')])
+        colours = plt.get_cmap("tab20").colors
+        for i, (label, g) in enumerate(ok.groupby("series", sort=True)):
             m = g.groupby("ratio").psnr.mean()
-            if len(m) < 2:
-                continue
-            import json
-
-            w = json.loads(params).get("weights", "")
-            label = method if not w or "_t2" in w else f"{method}"
-            if "_t2" in w:
-                continue  # ablation models are shown in Fig. 6 / Tables 1 and 3
-            ax.plot(m.index, m.values, "o-", label=label, markersize=3)
+            style = "s--" if label in learned else "o-"
+            ax.plot(m.index, m.values, style, label=label, markersize=3,
+                    color=colours[(2 * i) % 20 + (2 * i) // 20])
     ax.set_xlabel("sampling ratio")
     ax.set_ylabel("Set11 mean PSNR (dB)")
-    ax.set_title("PSNR against ratio", fontsize=10)
+    ax.set_title("PSNR against ratio (dashed: learned)", fontsize=10)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     _save(fig, Path(out) / "psnr_vs_ratio.png")
