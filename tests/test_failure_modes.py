@@ -58,11 +58,8 @@ def one_line(stderr, *needles):
 
 
 def _cli(argv, env):
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "cs_bench.cli", *argv], capture_output=True,
-                       text=True, env=env, timeout=300)
-    r.wall = time.perf_counter() - t0
-    return r
+    return subprocess.run([sys.executable, "-m", "cs_bench.cli", *argv], capture_output=True,
+                          text=True, env=env, timeout=300)
 
 
 class _Pool:
@@ -236,8 +233,9 @@ def test_cli_bad_input_is_one_line(basic_cli, root, files, cid):
     assert r.returncode == code, (r.returncode, r.stderr)
     one_line(r.stderr, *needles)
     assert r.stdout == ""  # refused before any reconstruction: no table, no files
-    if cid.startswith("offline"):
-        assert r.wall < 60  # the download is refused at once, no waiting for a timeout
+    # (that an offline download is refused at once is checked in-process, without the
+    # subprocess's torch import and the pool's parallel runs in the time:
+    # test_missing_data_offline_fails_fast_and_leaves_nothing)
 
 
 def _in_process(argv, env, monkeypatch, capsys):
