@@ -140,7 +140,8 @@ BUDGET = {("cpu", 1): 10, ("cpu", 2): 1, ("paper", 1): 300, ("paper", 2): 300}
 #: 28.18 dB at 0.6), the largest gap in Table 4, and 0.4 is also the ISTA-Net0.4 row's model.
 #: They fine-tune at FINETUNE_LR_OF (3e-4, the rate the 0.6 probe above ran stably at).
 #: Measured: 0.4 went 25.58 -> 26.47 dB, 0.6 27.32 -> 29.15 dB on T91 validation, so
-#: session 7 gives 0.3 and 0.5 the same epoch (0.2, nearest the 0.25 net, stays as is).
+#: session 7 gives 0.3 and 0.5 the same epoch (0.2, nearest the 0.25 net, stays as is):
+#: 0.3 went 24.52 -> 24.95 dB, 0.5 26.48 -> 27.87 dB (52 min of a core each, 28 blocks/s).
 CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced": 5, "sda": 100,
               "ista-net_r0.25_np9_nf32": 3, "ista-net_r0.1_np9_nf32": 1,
               "ista-net_r0.3_np9_nf32": 1, "ista-net_r0.4_np9_nf32": 1,
