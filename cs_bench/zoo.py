@@ -133,8 +133,9 @@ BUDGET = {("cpu", 1): 10, ("cpu", 2): 1, ("paper", 1): 300, ("paper", 2): 300}
 #: two trainers): 100 epochs, a third of the paper's 300, for ~12 minutes per model.
 #:
 #: Enhanced ReconNet 0.5 and 0.6 had 3 epochs, not 5, in session 5 (~3 core-hours for the
-#: four ratios 0.3-0.6); with 3 they scored under the 0.4 model on Set11 (25.56 / 26.71 against
-#: 27.02 dB), so session 7 trains them again from scratch with the row's 5.
+#: four ratios 0.3-0.6); with 3 they validated under the 0.4 model on T91 (22.47 / 23.29 against
+#: 23.36 dB), so session 7 trains them again from scratch with the row's 5, one budget for the
+#: whole Table 4 row.
 #:
 #: ISTA-Net 0.4 and 0.6 get the one-epoch fine-tune after all (session 6, ~1.3 core-hours): at
 #: high ratios the 0.25 network scores *under its own Qinit* on T91 validation (27.27 against
