@@ -125,18 +125,18 @@ def _series(method, params, ratio):
     """
     import json
 
-    from .tables import LEARNED_LABELS, _label
+    from .tables import _label
     from .zoo import _BY_NAME
 
+    label = _label(method)
     w = json.loads(params).get("weights")
     if not w:
-        return _label(method)
+        return label
     e = _BY_NAME.get(w)
     if e is None:  # user weights: their own line
-        return f"{LEARNED_LABELS.get(method, method)} ({w})"
+        return f"{label} ({w})"
     if e.tier != 1:
         return None
-    label = LEARNED_LABELS.get(method, method)
     return label if abs(e.ratio - ratio) < 1e-9 else f"{label}{e.ratio:g}"
 
 
@@ -146,17 +146,16 @@ def psnr_vs_ratio(runs, out):
     fig, ax = plt.subplots(figsize=(7, 4.6))
     if not runs.empty:
         ok = runs[runs.error.isna()]
-        keys = ok[["method", "params", "ratio"]].drop_duplicates()
-        names = {tuple(k): _series(*k) for k in keys.itertuples(index=False)}
-        series = ok[["method", "params", "ratio"]].apply(lambda r: names[tuple(r)], axis=1)
-        ok = ok.assign(series=series).dropna(subset=["series"])
+        keys = list(zip(ok.method, ok.params, ok.ratio))
+        names = {k: _series(*k) for k in set(keys)}
+        ok = ok.assign(series=[names[k] for k in keys]).dropna(subset=["series"])
         learned = set(ok.series[ok.params.str.contains('"weights"')])
-        colours = plt.get_cmap("tab20").colors
+        colours = plt.get_cmap("tab20").colors  # pairs: a dark and a light of each hue
         for i, (label, g) in enumerate(ok.groupby("series", sort=True)):
             m = g.groupby("ratio").psnr.mean()
             style = "s--" if label in learned else "o-"
             ax.plot(m.index, m.values, style, label=label, markersize=3,
-                    color=colours[(2 * i) % 20 + (2 * i) // 20])
+                    color=colours[(2 * i) % 20 + (i >= 10)])  # the dark ones first
     ax.set_xlabel("sampling ratio")
     ax.set_ylabel("Set11 mean PSNR (dB)")
     ax.set_title("PSNR against ratio (dashed: learned)", fontsize=10)

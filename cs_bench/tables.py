@@ -395,10 +395,13 @@ def _reused_text(methods):
             "(`--reuse`; `make tables-full` recomputes them).")
 
 
+#: the paper's name of every method the tables run
+LABELS = {**LEARNED_LABELS, **{v: k for k, v in CLASSICAL.items()},
+          **{v: k for k, v in EXTRA.items()}}
+
+
 def _label(method):
-    labels = {**LEARNED_LABELS, **{v: k for k, v in CLASSICAL.items()},
-              **{v: k for k, v in EXTRA.items()}}
-    return labels.get(method, method)
+    return LABELS.get(method, method)
 
 
 def write_tables(cells_df, runs, out, reused=()):
