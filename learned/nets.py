@@ -249,6 +249,40 @@ class SDA(nn.Module):
         return Output(x, [x])
 
 
+def identity_init(net):
+    """Start every phase of an ISTA-Net / FISTA-Net as pixelwise soft thresholding.
+
+    Channel 0 of F carries ReLU(r), channel 1 ReLU(-r) (F1 = +-delta, F2 and G1 the
+    identity on them), and G2 = delta (channel 0) - delta (channel 1), so
+    G(soft(F(r), theta)) = soft(r, theta) and G(F(s)) = s exactly: at step 0 the network
+    is Np projected gradient steps with a small shrinkage from x(0) = Qinit y, and the
+    symmetry residual is zero. The other Nf - 2 channels keep their random weights but
+    start without effect on the output (their G2 weights are zero; gradients reach them
+    through G2 from the first step). Needs Nf >= 2.
+
+    >>> net = identity_init(ISTANet(phases=1, nf=4))
+    >>> r = torch.randn(2, 1, 33, 33)
+    >>> bool(torch.allclose(net.layers[0].G(net.layers[0].F(r)), r, atol=1e-6))
+    True
+    """
+    with torch.no_grad():
+        for layer in net.layers:
+            nf = layer.F1.shape[0]
+            if nf < 2:
+                raise ValueError("identity_init needs nf >= 2")
+            for w in (layer.F1, layer.F2, layer.G1):
+                w[:2].zero_()
+            layer.G2.zero_()
+            layer.F1[0, 0, 1, 1], layer.F1[1, 0, 1, 1] = 1.0, -1.0
+            layer.F2[0, 0, 1, 1], layer.F2[1, 1, 1, 1] = 1.0, 1.0
+            layer.G1[0, 0, 1, 1], layer.G1[1, 1, 1, 1] = 1.0, 1.0
+            layer.G2[0, 0, 1, 1], layer.G2[0, 1, 1, 1] = 1.0, -1.0
+    return net
+
+
+INITS = ("xavier", "identity")
+
+
 def build(arch, m, phases=9, nf=32, out_act="linear", mu_init=0.0):
     """A fresh network for ``arch`` (a value of :data:`ARCH_OF`) at M = ``m``.
 

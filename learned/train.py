@@ -53,7 +53,7 @@ from . import trainset as ts_mod
 from . import weights as wt
 from .carry import carry
 from .losses import SYM_INPUTS, loss_terms, needs_sym
-from .nets import ARCH_OF, UNROLLED, BlockOperator, build
+from .nets import ARCH_OF, INITS, UNROLLED, BlockOperator, build, identity_init
 from .qinit import qinit
 from .runtime import autocast, resolve_device, resolve_precision, set_threads
 from .trainset import Recipe
@@ -69,7 +69,8 @@ PROFILES = {
 }
 #: fields a resumed run must share with its checkpoint (``init_from`` only matters at the
 #: start: a resumed run keeps the record of the warm start its checkpoint made)
-FIXED = ("method", "ratio", "phases", "nf", "gamma", "loss", "sym_input", "out_act", "mu_init",
+FIXED = ("method", "ratio", "phases", "nf", "gamma", "init", "loss", "sym_input", "out_act",
+         "mu_init",
          "mu_lr", "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "epoch_blocks")
 
 
@@ -87,6 +88,8 @@ class TrainConfig:
     out_act: str = "linear"  # SDA output activation
     mu_init: float = 0.0  # FISTA-Net momentum initialisation
     mu_lr: float = None  # FISTA-Net mu's own Adam learning rate (None: lr), on lr's schedule
+    init: str = "xavier"  # unrolled nets: "xavier" (the paper) or "identity" (nets.identity_init)
+    validate_start: bool = False  # validate the fresh network as "epoch 0" (always on a warm start)
     epochs: int = 300
     lr: float = 1e-3
     batch: int = 64
@@ -148,6 +151,10 @@ class TrainConfig:
         if self.sym_input not in SYM_INPUTS:
             raise CSBenchError(f"unknown sym_input '{self.sym_input}'; valid: "
                                f"{', '.join(SYM_INPUTS)}")
+        if self.init not in INITS:
+            raise CSBenchError(f"unknown init '{self.init}'; valid: {', '.join(INITS)}")
+        if self.init != "xavier" and (arch not in UNROLLED or self.nf < 2):
+            raise CSBenchError(f"init '{self.init}' applies to ISTA-Net / FISTA-Net with nf >= 2")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
         for k in ("phases", "nf", "batch") + (("epoch_blocks",) if self.epoch_blocks is not None
@@ -342,7 +349,7 @@ def transfer_fc(net, name, R, Phi_b):
 
 def _write_log(path, history):
     cols = ["epoch", "steps", "lr", "train_loss", "train_mse", "train_sym", "val_psnr",
-            "seconds", "blocks_per_s"]
+            "seconds", "blocks_per_s", "cpu_seconds"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -413,6 +420,8 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     # -- model and optimizer ---------------------------------------------------------
     torch.manual_seed(cfg.seed)
     net = build(arch, M, cfg.phases, cfg.nf, cfg.out_act, cfg.mu_init)
+    if cfg.init == "identity":
+        identity_init(net)
     init_record = None
     if cfg.init_from and not resume:
         source = nearest_weights(cfg, exclude=name) if cfg.init_from == "nearest" else cfg.init_from
@@ -438,11 +447,13 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     epoch, step_in_epoch, global_step = 0, 0, 0
     history, best, acc = [], {"val_psnr": -float("inf"), "epoch": None}, [0.0, 0.0, 0.0, 0]
     wall_before, perm = 0.0, None
+    cpu_before, cpu_start = 0.0, time.process_time()  # process CPU time: the study's budget unit
     if resume:
         state, perm_t = ckpt.load(ckpt_path, net, opt)
         epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
         global_step, history, best = state["global_step"], state["history"], state["best"]
         acc, wall_before = state["acc"], state["wall_seconds"]
+        cpu_before = float(state.get("cpu_seconds", 0.0))
         init_record = state.get("init_from_record", init_record)
         perm = perm_t.numpy() if perm_t is not None else None
         log(f"resuming {run_dir} at epoch {epoch + 1}, step {step_in_epoch}/{steps_per_epoch}")
@@ -478,11 +489,14 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
             t["Phi"] = torch.tensor(Phi_np, dtype=torch.float64)
         return t
 
+    def cpu_seconds():
+        return round(cpu_before + time.process_time() - cpu_start, 2)
+
     def save_ckpt():
         st = {"config": cfg.to_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
               "global_step": global_step, "history": history, "best": best, "acc": acc,
               "wall_seconds": wall_before + time.perf_counter() - t_start,
-              "init_from_record": init_record}
+              "cpu_seconds": cpu_seconds(), "init_from_record": init_record}
         ckpt.save(ckpt_path, net, opt, st, perm=perm)
 
     sym = cfg.sym_input if needs_sym(arch, cfg.gamma) else None
@@ -508,18 +522,18 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
                  "final_train_loss": row["train_loss"],
                  "wall_seconds": wall_before + time.perf_counter() - t_start})
 
-    if init_record is not None and not resume:
+    if (init_record is not None or cfg.validate_start) and not resume:
         # "epoch 0": the warm start itself is a candidate for the best checkpoint, so a
         # fine-tune can never install something worse than where it started (and
         # epochs=0 installs the warm start as is, e.g. a trained net with Qinit for a new ratio)
         psnr0 = val_psnr(net, op, data.val, device)
         row0 = {"epoch": 0, "steps": 0, "lr": 0.0, "train_loss": None, "train_mse": None,
                 "train_sym": None, "val_psnr": psnr0,
-                "seconds": 0.0, "blocks_per_s": 0.0}
+                "seconds": 0.0, "blocks_per_s": 0.0, "cpu_seconds": cpu_seconds()}
         history.append(row0)
         if math.isfinite(psnr0):
             record_best(psnr0, row0)
-        log(f"warm start (epoch 0): val PSNR {psnr0:.2f} dB")
+        log(f"{'warm start' if init_record else 'start'} (epoch 0): val PSNR {psnr0:.2f} dB")
         _write_log(run_dir / "log.csv", history)
 
     from tqdm.auto import tqdm
@@ -573,7 +587,7 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
                        "train_loss": acc[0] / acc[3], "train_mse": acc[1] / acc[3],
                        "train_sym": acc[2] / acc[3], "val_psnr": psnr, "seconds": round(seconds, 2),
                        "blocks_per_s": round((step_in_epoch - steps_before) * cfg.batch / seconds,
-                                             1)}
+                                             1), "cpu_seconds": cpu_seconds()}
                 history.append(row)
                 if psnr > best["val_psnr"]:
                     record_best(psnr, row)

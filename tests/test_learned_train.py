@@ -388,3 +388,29 @@ def test_mu_lr_applies_to_fista_net_only():
         TrainConfig(method="ista-net", ratio=0.25, mu_lr=1e-2).check()
     with pytest.raises(CSBenchError, match="must be > 0"):
         TrainConfig(method="fista-net", ratio=0.25, mu_lr=0.0).check()
+
+
+def test_identity_init_starts_as_soft_thresholded_gradient_steps(tmp_path, blocks):
+    from cs_bench.learned.nets import identity_init, soft
+
+    torch.manual_seed(0)
+    net = identity_init(build("ista-net", 272, phases=3, nf=6))
+    Phi = torch.tensor(make_phi(0.25), dtype=torch.float32)
+    op = BlockOperator(Phi, torch.tensor(qinit(blocks.moment, make_phi(0.25)), dtype=torch.float32))
+    x = torch.from_numpy(blocks.val[:8])
+    y = x @ Phi.T
+    out = net(y, op, sym="block", s=x)
+    ref = op.initial(y)
+    for _ in range(3):  # Eq. (4), then soft thresholding of the pixels themselves
+        ref = soft(op.gradient_step(ref, 0.5, op.PhiTy(y)), 0.01)
+    assert torch.allclose(out.x, ref, atol=1e-5)
+    assert all(float(s.detach().abs().max()) < 1e-5 for s in out.sym)  # G(F(s)) = s at step 0
+    # trained from it, the run logs the start as epoch 0 and records CPU time
+    res = train(_cfg(tmp_path, "ident", init="identity", validate_start=True, epochs=1),
+                trainset=blocks, progress=False, log=_quiet)
+    assert [h["epoch"] for h in res["history"]] == [0, 1]
+    assert 0 < res["history"][0]["cpu_seconds"] < res["history"][1]["cpu_seconds"]
+    with pytest.raises(CSBenchError, match="applies to ISTA-Net"):
+        _cfg(tmp_path, "bad", method="reconnet", init="identity").check()
+    with pytest.raises(CSBenchError, match="unknown init"):
+        _cfg(tmp_path, "bad2", init="zeros").check()

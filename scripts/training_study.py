@@ -1,0 +1,141 @@
+"""The training study of issue 16: validation PSNR per CPU-hour for ISTA-Net training strategies.
+
+Every strategy trains ISTA-Net at ratio 0.25 (Np 9, Nf 32) on the T91 blocks, one torch thread
+per run (two run side by side on a 2-core machine), with the same step budget: ``EPOCHS``
+short epochs of ``EPOCH_BLOCKS`` random blocks (validation on the 2,048 held-out T91 blocks
+after each; Set11 is never used). Each run logs its process CPU time, so strategies are
+compared at equal CPU-seconds whatever else the machine was doing.
+
+    python scripts/training_study.py list
+    nice -n 19 python scripts/training_study.py run paper        # resumable; Ctrl-C saves
+    python scripts/training_study.py report                      # results/training_study.*
+
+Runs live in ``zoo_runs/study-<strategy>/`` (``log.csv`` per short epoch, the checkpoint while
+unfinished), so the study continues across sessions.
+"""
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNS = ROOT / "zoo_runs"
+OUT = ROOT / "results"
+
+EPOCH_BLOCKS = 12800  # 200 steps of 64: validated every ~7 CPU-minutes
+EPOCHS = 16  # 204,800 blocks (2.3 passes over T91), ~2 CPU-hours at one thread
+
+#: strategy -> (what it is, TrainConfig fields beyond the common ones)
+STRATEGIES = {
+    "paper": ("the paper: Xavier init, Adam 1e-3 constant",
+              {"lr": 1e-3, "schedule": "constant"}),
+    "release": ("the authors' release: Xavier init, Adam 1e-4 constant",
+                {"lr": 1e-4, "schedule": "constant"}),
+    "identity": ("identity-start phases, Adam 1e-3 constant",
+                 {"lr": 1e-3, "schedule": "constant", "init": "identity"}),
+    "identity-onecycle": ("identity-start phases, one-cycle to 2e-3 (warm-up then cosine)",
+                          {"lr": 2e-3, "schedule": "onecycle", "init": "identity"}),
+    "identity-cosine": ("identity-start phases, cosine from 1e-3",
+                        {"lr": 1e-3, "schedule": "cosine", "init": "identity"}),
+    "paper-phase-input": ("the paper's schedule, symmetry term on the phase input (authors' code)",
+                          {"lr": 1e-3, "schedule": "constant", "sym_input": "phase_input"}),
+}
+
+
+def config(strategy):
+    from cs_bench.learned.train import TrainConfig
+
+    _, extra = STRATEGIES[strategy]
+    return TrainConfig(method="ista-net", ratio=0.25, phases=9, nf=32, batch=64, precision="fp32",
+                       epochs=EPOCHS, epoch_blocks=EPOCH_BLOCKS, threads=1, seed=0,
+                       validate_start=True, profile="study", name=f"study-{strategy}",
+                       out=str(RUNS / f"study-{strategy}"), checkpoint_every=50, **extra)
+
+
+def run(strategy):
+    from cs_bench.learned.train import train
+
+    cfg = config(strategy)
+    resume = (Path(cfg.out) / "checkpoint.safetensors").is_file()
+    res = train(cfg, resume=resume, progress=False, log=lambda m: print(m, flush=True))
+    print(f"{strategy}: {res['status']}, best val {res['best']['val_psnr']:.2f} dB", flush=True)
+
+
+def read_log(strategy):
+    path = RUNS / f"study-{strategy}" / "log.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [r for r in csv.DictReader(f) if r.get("cpu_seconds")]
+
+
+def _at(rows, hours):
+    """Best validation PSNR reached within ``hours`` CPU-hours (None if the run is shorter)."""
+    if not rows or float(rows[-1]["cpu_seconds"]) < hours * 3600:
+        return None
+    return max(float(r["val_psnr"]) for r in rows if float(r["cpu_seconds"]) <= hours * 3600)
+
+
+def report():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = ["# Training study: ISTA-Net validation PSNR per CPU-hour", "",
+             "ISTA-Net, ratio 0.25, Np 9, Nf 32, batch 64, fp32, one torch thread per run; "
+             f"{EPOCHS} short epochs of {EPOCH_BLOCKS:,} random T91 blocks; PSNR on the 2,048 "
+             "held-out T91 validation blocks (never Set11). CPU-hours are the process's CPU time "
+             "(`time.process_time`), so runs sharing the machine compare fairly. "
+             "Made by `scripts/training_study.py report`.", "",
+             "| strategy | what | step 0 (dB) | 0.5 h | 1 h | 2 h | best (dB) | CPU-h run | status |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s, (what, _) in STRATEGIES.items():
+        rows = read_log(s)
+        if not rows:
+            lines.append(f"| {s} | {what} | | | | | | 0 | not run |")
+            continue
+        h = [float(r["cpu_seconds"]) / 3600 for r in rows]
+        v = [float(r["val_psnr"]) for r in rows]
+        ax.plot(h, v, marker=".", label=s)
+        step0 = next((f"{float(r['val_psnr']):.2f}" for r in rows if r["epoch"] == "0"), "")
+        cells = [_at(rows, t) for t in (0.5, 1, 2)]
+        done = int(rows[-1]["epoch"]) >= EPOCHS
+        lines.append(f"| {s} | {what} | {step0} | " + " | ".join(
+            "" if c is None else f"{c:.2f}" for c in cells)
+            + f" | {max(v):.2f} | {h[-1]:.2f} | {'done' if done else 'running'} |")
+    lines += ["", "Cells: best validation PSNR reached within that many CPU-hours (empty: the run "
+              "has not reached it yet).", ""]
+    ax.set_xlabel("CPU-hours (one thread)")
+    ax.set_ylabel("T91 validation PSNR (dB)")
+    ax.set_title("ISTA-Net 0.25 training strategies")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    OUT.mkdir(exist_ok=True)
+    fig.savefig(OUT / "training_study.png", dpi=110)
+    (OUT / "training_study.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="the strategies")
+    r = sub.add_parser("run", help="train (or resume) one strategy")
+    r.add_argument("strategy", choices=list(STRATEGIES))
+    sub.add_parser("report", help="write results/training_study.md and .png")
+    a = ap.parse_args(argv)
+    if a.cmd == "list":
+        for s, (what, _) in STRATEGIES.items():
+            print(f"{s:20s} {what}")
+    elif a.cmd == "run":
+        run(a.strategy)
+    else:
+        report()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
