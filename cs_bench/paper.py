@@ -37,3 +37,15 @@ TABLE4 = {
     "ISTA-Net": {0.2: 30.06, 0.3: 32.91, 0.4: 35.36, 0.5: 37.43, 0.6: 39.11},
     "ISTA-Net0.4": {0.2: 29.77, 0.3: 32.90, 0.4: 35.36, 0.5: 37.31, 0.6: 38.93},
 }
+
+#: ISTA-Net and ISTA-Net+ as published in the CVPR 2018 paper (Zhang & Ghanem, "ISTA-Net:
+#: Interpretable Optimization-Inspired Deep Network for Image Compressive Sensing", Set11
+#: mean PSNR table of the comparison with other methods), the numbers the authors' released
+#: models stand for. The PyTorch release's own log (log/PSNR_SSIM_Results_*_ratio_50_*.txt in
+#: jianzhangcs/ISTA-Net-PyTorch) gives 37.42 (ISTA-Net) and 38.07 (ISTA-Net+) at 50 %.
+CVPR2018 = {
+    "ISTA-Net": {0.01: 17.30, 0.04: 21.23, 0.10: 25.80, 0.25: 31.53, 0.30: 32.91, 0.40: 35.36,
+                 0.50: 37.43},
+    "ISTA-Net+": {0.01: 17.34, 0.04: 21.31, 0.10: 26.64, 0.25: 32.57, 0.30: 33.82, 0.40: 36.06,
+                  0.50: 38.07},
+}

@@ -87,6 +87,18 @@ def add_commands(subparsers):
     wsub = w.add_subparsers(dest="weights_command")
     wl = wsub.add_parser("list", help="list shipped and user weights")
     wl.set_defaults(func=cmd_weights_list)
+    wf = wsub.add_parser(
+        "fetch", help="download, verify and convert the authors' released models",
+        description="Fetch the authors' released ISTA-Net / ISTA-Net+ (ISTA-Net-PyTorch, 200 "
+                    "epochs) from GitHub, or from the folder in $CS_BENCH_RELEASE; every file is "
+                    "checked against cs-bench's sha256 registry before it is read. Example: "
+                    "cs-bench weights fetch release --ratios 0.25 --methods ista-net-plus")
+    wf.add_argument("source", choices=["release"], help="what to fetch: 'release'")
+    wf.add_argument("--methods", default="ista-net,ista-net-plus",
+                    help="comma-separated: ista-net, ista-net-plus (default both)")
+    wf.add_argument("--ratios", default="all",
+                    help="comma-separated ratios, or 'all' (default: 0.01,0.04,0.1,0.25,0.3,0.4,0.5)")
+    wf.set_defaults(func=cmd_weights_fetch)
     w.set_defaults(func=cmd_weights_list)
 
     # -- official release --------------------------------------------------------------
@@ -190,7 +202,8 @@ def weights_table():
         rows.append({
             "name": e.name, "method": m.get("method", "?"), "ratio": m.get("ratio"),
             "phases": m.get("phases"), "epochs": m.get("epochs_done"), "device": m.get("device"),
-            "val_psnr": m.get("val_psnr"), "where": e.where + ("" if e.indexed else " (unindexed)"),
+            "val_psnr": m.get("val_psnr"), "source": m.get("source") or "",
+            "where": e.where + ("" if e.indexed else " (unindexed)"),
             "path": str(e.path), "error": err,
         })
     return rows
@@ -202,14 +215,42 @@ def cmd_weights_list(args):
         print(f"no weights yet (package: {wt.package_dir()}, user: {wt.user_dir()}); train some "
               f"with e.g. 'cs-bench train ista-net --ratio 0.25 --profile cpu'")
         return 0
-    head = ["name", "method", "ratio", "phases", "epochs", "device", "val PSNR", "where"]
+    head = ["name", "method", "ratio", "phases", "epochs", "device", "val PSNR", "source",
+            "where"]
     table = [[r["name"], r["method"], _fmt(r["ratio"], "g"), _fmt(r["phases"]),
-              _fmt(r["epochs"]), _fmt(r["device"]), _fmt(r["val_psnr"], ".2f"),
+              _fmt(r["epochs"]), _fmt(r["device"]), _fmt(r["val_psnr"], ".2f"), r["source"],
               r["where"] if not r["error"] else "damaged: " + r["error"]] for r in rows]
     widths = [max(len(str(c)) for c in col) for col in zip(head, *table)]
     for line in [head] + table:
         print("  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip())
     print(f"package: {wt.package_dir()}\nuser:    {wt.user_dir()}")
+    return 0
+
+
+def cmd_weights_fetch(args):
+    from . import release
+
+    archs = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for a in archs:
+        if a not in release.ARCHS:
+            raise CSBenchError(f"the release has no '{a}' models; valid: "
+                               f"{', '.join(release.ARCHS)}")
+    if args.ratios.strip() == "all":
+        ratios = release.RATIOS
+    else:
+        try:
+            ratios = [float(r) for r in args.ratios.split(",") if r.strip()]
+        except ValueError:
+            raise CSBenchError(f"--ratios: '{args.ratios}' is not a list of numbers") from None
+        for r in ratios:
+            release.checkpoint_path(archs[0] if archs else "ista-net", r)  # checks the ratio
+    if not archs or not ratios:
+        raise CSBenchError("nothing to fetch: give at least one method and one ratio")
+    release.fetch(archs, ratios)
+    r0 = ratios[0]
+    print(f"run one with: cs-bench run --methods {archs[0]} --param {archs[0]}.weights="
+          f"{release.weights_name(archs[0], r0)} --ratios {r0:g} --phi <its phi file> "
+          f"(or {release.weights_name(archs[0], r0, own_phi=False)} with the harness Phi)")
     return 0
 
 

@@ -1,5 +1,5 @@
 """The learned methods of the harness: ISTA-Net, ISTA-Net*, FISTA-Net, FISTA-Net*,
-ReconNet, Enhanced ReconNet and SDA.
+ISTA-Net+, ReconNet, Enhanced ReconNet and SDA.
 
 Each method loads weights by name (see :mod:`cs_bench.learned.weights`; ``weights=None``
 means the zoo's name ``<method>_r<ratio>[_np<phases>_nf<nf>]`` with phases / nf 9 / 32
@@ -22,7 +22,7 @@ rebuilt from T91 if it is not cached). ``trained_ratio=None`` means "the run's r
 the params JSON plus the run's ratio always give both ratios.
 
 >>> sorted(LEARNED_METHODS)
-['fista-net', 'fista-net-star', 'ista-net', 'ista-net-star', 'reconnet', 'reconnet-enhanced', 'sda']
+['fista-net', 'fista-net-star', 'ista-net', 'ista-net-plus', 'ista-net-star', 'reconnet', 'reconnet-enhanced', 'sda']
 """
 
 import threading
@@ -243,6 +243,15 @@ class FISTANetStarMethod(LearnedMethod):
     params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
     param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
     summary = "FISTA-Net*: FISTA-Net trained with L* (Eq. 15)"
+
+
+@register("ista-net-plus")
+class ISTANetPlusMethod(LearnedMethod):
+    arch = "ista-net-plus"
+    params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
+    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
+    summary = ("ISTA-Net+ (Zhang & Ghanem, CVPR 2018): ISTA-Net in the residual domain, "
+               "x(k) = r(k) + G(G~(soft(F(D(r(k))))))")
 
 
 @register("reconnet")

@@ -18,6 +18,14 @@ FISTA-Net (Sec. 3.4) takes the gradient step at the extrapolated point
 z(k-1) = x(k-1) + mu(k) (x(k-1) - x(k-2)), x(-1) = x(0), with one learnable mu(k) per
 phase; with every mu(k) = 0 it is ISTA-Net exactly.
 
+ISTA-Net+ (CVPR 2018, Sec. 3.2) works in the residual domain: after the same gradient step
+r(k), a 3x3 convolution D(k) (1->Nf) lifts r(k) to features d(k); the proximal step
+transforms them with F(k) = conv3x3(Nf->Nf) -> ReLU -> conv3x3(Nf->Nf), thresholds, maps back
+with G~(k) of the same form, and a 3x3 convolution G(k) (Nf->1) gives the residual:
+
+* x(k) = r(k) + G(k)( G~(k)( soft(F(k)(D(k)(r(k))), theta(k)) ) )   (Eq. 17 of the CVPR paper)
+* symmetry residual per phase: G~(k)(F(k)(d)) - d (the constraint G~ o F = I).
+
 ReconNet (Kulkarni et al., CVPR 2016): FC M->1089 then two blocks of convolutions
 11x11 (1->64), 1x1 (64->32), 7x7 (32->1), "same" padding, biases, ReLU after every
 convolution but the last. Enhanced ReconNet drops the ReLU after the third convolution.
@@ -57,9 +65,10 @@ ARCH_OF = {
     "reconnet": "reconnet",
     "reconnet-enhanced": "reconnet-enhanced",
     "sda": "sda",
+    "ista-net-plus": "ista-net-plus",
 }
 #: archs that unroll ISTA (use Phi, Qinit, phases and can run at another ratio)
-UNROLLED = ("ista-net", "fista-net")
+UNROLLED = ("ista-net", "fista-net", "ista-net-plus")
 
 
 def soft(u, theta):
@@ -190,6 +199,80 @@ class ISTANet(nn.Module):
         return Output(x, phases, syms if sym is not None else None)
 
 
+class PlusPhase(nn.Module):
+    """One ISTA-Net+ phase: rho, theta, D, F = (F1, F2), G~ = (Gt1, Gt2), G (no biases)."""
+
+    def __init__(self, nf=32):
+        super().__init__()
+        self.rho = nn.Parameter(torch.tensor([0.5]))
+        self.theta = nn.Parameter(torch.tensor([0.01]))
+        self.D = _xavier(nf, 1, 3, 3)
+        self.F1 = _xavier(nf, nf, 3, 3)
+        self.F2 = _xavier(nf, nf, 3, 3)
+        self.Gt1 = _xavier(nf, nf, 3, 3)
+        self.Gt2 = _xavier(nf, nf, 3, 3)
+        self.G = _xavier(1, nf, 3, 3)
+
+    def F(self, u):
+        return F.conv2d(F.relu(F.conv2d(u, self.F1, padding=1)), self.F2, padding=1)
+
+    def Gt(self, u):
+        return F.conv2d(F.relu(F.conv2d(u, self.Gt1, padding=1)), self.Gt2, padding=1)
+
+
+class ISTANetPlus(nn.Module):
+    """ISTA-Net+ with Np phases (see the module docstring), same interface as :class:`ISTANet`.
+
+    ``sym="phase_input"`` returns G~(k)(F(k)(d(k))) - d(k) with d(k) = D(k)(r(k)) (the
+    authors' code), ``sym="block"`` the same with d = D(k)(s) for the training blocks s.
+
+    >>> import torch
+    >>> from cs_bench.sensing import make_phi
+    >>> Phi = torch.tensor(make_phi(0.25), dtype=torch.float32)
+    >>> net = ISTANetPlus(phases=2, nf=4)
+    >>> for p in net.parameters():       # D, F, G~, G all zero: x(k) = r(k), the gradient step
+    ...     _ = p.data.zero_() if p.dim() == 4 else None
+    >>> x = torch.rand(3, 1089); y = x @ Phi.T
+    >>> op = BlockOperator(Phi, Phi.T)
+    >>> r = op.gradient_step(op.initial(y), 0.5, op.PhiTy(y))
+    >>> bool(torch.allclose(net(y, op).phases[0], r))
+    True
+    """
+
+    def __init__(self, phases=9, nf=32):
+        super().__init__()
+        if phases < 1 or nf < 1:
+            raise ValueError("phases and nf must be >= 1")
+        self.momentum = False
+        self.layers = nn.ModuleList(PlusPhase(nf) for _ in range(phases))
+
+    @property
+    def n_phases(self):
+        return len(self.layers)
+
+    def forward(self, y, op, sym=None, s=None):
+        PhiTy = op.PhiTy(y)
+        x = op.initial(y)
+        phases, syms = [], []
+        s_img = None if s is None else s.reshape(-1, 1, BLOCK, BLOCK)
+        for layer in self.layers:
+            r = op.gradient_step(x, layer.rho, PhiTy)  # Eq. (4)
+            r_img = r.reshape(-1, 1, BLOCK, BLOCK)
+            d = F.conv2d(r_img, layer.D, padding=1)
+            u = layer.F(d)
+            v = layer.Gt(soft(u, layer.theta))
+            x = (r_img + F.conv2d(v, layer.G, padding=1)).reshape(-1, N).float()  # Eq. (17)
+            if sym == "phase_input":
+                syms.append(layer.Gt(u) - d)
+            elif sym == "block":
+                ds = F.conv2d(s_img, layer.D, padding=1)
+                syms.append(layer.Gt(layer.F(ds)) - ds)
+            elif sym is not None:
+                raise ValueError(f"unknown sym input '{sym}'")
+            phases.append(x)
+        return Output(x, phases, syms if sym is not None else None)
+
+
 class ReconNet(nn.Module):
     """ReconNet (``enhanced=False``) or Enhanced ReconNet (no ReLU after conv 3).
 
@@ -294,6 +377,8 @@ def build(arch, m, phases=9, nf=32, out_act="linear", mu_init=0.0):
         net = ISTANet(phases, nf, momentum=False)
     elif arch == "fista-net":
         net = ISTANet(phases, nf, momentum=True, mu_init=mu_init)
+    elif arch == "ista-net-plus":
+        net = ISTANetPlus(phases, nf)
     elif arch == "reconnet":
         net = ReconNet(m, enhanced=False)
     elif arch == "reconnet-enhanced":

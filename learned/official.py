@@ -12,6 +12,10 @@ Their layout, per ratio RR (percent):
 blocks vectorised row-major, x(0) = Qinit y, as ours. The mapping is one to one:
 lambda_step = rho(k), soft_thr = theta(k), conv1/2_forward = F(k), conv1/2_backward = G(k).
 
+ISTA-Net+ checkpoints have, per phase, ``conv_D`` (32,1,3,3), ``conv1/2_forward``,
+``conv1/2_backward`` (32,32,3,3 each) and ``conv_G`` (1,32,3,3): D(k), F(k), G~(k), G(k) of
+:class:`~cs_bench.learned.nets.ISTANetPlus`. The reader tells the two apart by their keys.
+
 Import reads the .pkl with ``torch.load(weights_only=True)`` (no unpickling of code),
 keeps their Phi and Qinit (the weights then carry their own Phi, and the harness method
 accepts only problems measured with it: their Phi is not the harness's seeded Phi), and
@@ -39,6 +43,23 @@ OURS_FROM_THEIRS = {"rho": "lambda_step", "theta": "soft_thr", "F1": "conv1_forw
                     "F2": "conv2_forward", "G1": "conv1_backward", "G2": "conv2_backward"}
 
 
+#: ISTA-Net+ (PlusPhase) parameter <- their ISTA-Net+ BasicBlock parameter
+PLUS_FROM_THEIRS = {"rho": "lambda_step", "theta": "soft_thr", "D": "conv_D",
+                    "F1": "conv1_forward", "F2": "conv2_forward", "Gt1": "conv1_backward",
+                    "Gt2": "conv2_backward", "G": "conv_G"}
+
+
+def _shapes(arch, nf):
+    if arch == "ista-net-plus":
+        return {"lambda_step": (1,), "soft_thr": (1,), "conv_D": (nf, 1, 3, 3),
+                "conv1_forward": (nf, nf, 3, 3), "conv2_forward": (nf, nf, 3, 3),
+                "conv1_backward": (nf, nf, 3, 3), "conv2_backward": (nf, nf, 3, 3),
+                "conv_G": (1, nf, 3, 3)}
+    return {"lambda_step": (1,), "soft_thr": (1,), "conv1_forward": (nf, 1, 3, 3),
+            "conv2_forward": (nf, nf, 3, 3), "conv1_backward": (nf, nf, 3, 3),
+            "conv2_backward": (1, nf, 3, 3)}
+
+
 def official_names(ratio, epoch=200):
     rr = round(float(ratio) * 100)
     return f"net_params_{int(epoch)}.pkl", f"phi_0_{rr}_1089.mat", f"Initialization_Matrix_{rr}.mat"
@@ -57,7 +78,8 @@ def _file_sha(path):
 
 
 def read_checkpoint(path):
-    """Their state dict as {our tensor name: float32 tensor} and the phase count."""
+    """Their state dict as {our tensor name: float32 tensor}, the phase count, Nf and the arch
+    ("ista-net" or "ista-net-plus")."""
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -68,15 +90,14 @@ def read_checkpoint(path):
     if not isinstance(sd, dict) or not all(torch.is_tensor(v) for v in sd.values()):
         raise WeightsError(f"{path}: not a state dict of tensors")
     sd = {k.removeprefix("module."): v for k, v in sd.items()}
+    arch = "ista-net-plus" if any(k.endswith(".conv_D") for k in sd) else "ista-net"
+    mapping = PLUS_FROM_THEIRS if arch == "ista-net-plus" else OURS_FROM_THEIRS
     pat = re.compile(r"^fcs\.(\d+)\.(\w+)$")
     phases = {}
     for k, v in sd.items():
         m = pat.match(k)
-        if not m or m.group(2) not in OURS_FROM_THEIRS.values():
-            extra = k.split(".")[-1]
-            hint = " (an ISTA-Net+ checkpoint? only ISTA-Net is supported)" if extra in (
-                "conv_D", "conv_G") else ""
-            raise WeightsError(f"{path}: unexpected key '{k}'{hint}")
+        if not m or m.group(2) not in mapping.values():
+            raise WeightsError(f"{path}: unexpected key '{k}' for an {arch} checkpoint")
         phases.setdefault(int(m.group(1)), {})[m.group(2)] = v
     n = len(phases)
     if n == 0 or sorted(phases) != list(range(n)):
@@ -85,20 +106,18 @@ def read_checkpoint(path):
     nf = None
     for k in range(n):
         ph = phases[k]
-        missing = [t for t in OURS_FROM_THEIRS.values() if t not in ph]
+        missing = [t for t in mapping.values() if t not in ph]
         if missing:
             raise WeightsError(f"{path}: phase {k} lacks {', '.join(missing)}")
         nf = ph["conv1_forward"].shape[0]
-        shapes = {"lambda_step": (1,), "soft_thr": (1,), "conv1_forward": (nf, 1, 3, 3),
-                  "conv2_forward": (nf, nf, 3, 3), "conv1_backward": (nf, nf, 3, 3),
-                  "conv2_backward": (1, nf, 3, 3)}
-        for ours, theirs in OURS_FROM_THEIRS.items():
+        shapes = _shapes(arch, nf)
+        for ours, theirs in mapping.items():
             t = ph[theirs]
             if tuple(t.shape) != shapes[theirs]:
                 raise WeightsError(f"{path}: fcs.{k}.{theirs} has shape {tuple(t.shape)}, "
                                    f"expected {shapes[theirs]}")
             out[f"layers.{k}.{ours}"] = t.detach().float().clone()
-    return out, n, nf
+    return out, n, nf, arch
 
 
 def _read_qinit(path, m):
@@ -123,7 +142,7 @@ def _read_qinit(path, m):
 
 def import_official(checkpoint, phi, qinit, name, ratio=None, overwrite=False, folder=None):
     """Convert their checkpoint + Phi + Qinit into cs-bench weights ``name``; returns the path."""
-    net, n_phases, nf = read_checkpoint(checkpoint)
+    net, n_phases, nf, arch = read_checkpoint(checkpoint)
     Phi = load_phi(phi)
     m = Phi.shape[0]
     Q = _read_qinit(qinit, m)
@@ -133,7 +152,7 @@ def import_official(checkpoint, phi, qinit, name, ratio=None, overwrite=False, f
     tensors["Qinit"] = torch.tensor(Q, dtype=torch.float32)
     tensors["Phi"] = torch.tensor(Phi, dtype=torch.float64)
     meta = {
-        "method": "ista-net", "arch": "ista-net", "ratio": r, "M": int(m),
+        "method": arch, "arch": arch, "ratio": r, "M": int(m),
         "phi": {"kind": "stored", "source": Path(phi).name,
                 "sha256": hashlib.sha256(np.ascontiguousarray(Phi).tobytes()).hexdigest()},
         "phases": n_phases, "nf": int(nf), "gamma": 0.01, "loss": "L",
@@ -152,14 +171,16 @@ def export_official(name, folder):
     """Write weights ``name`` in their layout into ``folder``; returns the three paths."""
     entry = wt.find(name)
     meta = entry.meta()
-    if meta.get("arch") != "ista-net":
-        raise WeightsError(f"weights '{name}' are {meta.get('arch')}; the official layout holds "
-                           f"ISTA-Net only")
+    arch = meta.get("arch")
+    if arch not in ("ista-net", "ista-net-plus"):
+        raise WeightsError(f"weights '{name}' are {arch}; the official layout holds "
+                           f"ISTA-Net and ISTA-Net+ only")
+    mapping = PLUS_FROM_THEIRS if arch == "ista-net-plus" else OURS_FROM_THEIRS
     tensors = wt.read_tensors(entry.path)
     n = int(meta["phases"])
     sd = {}
     for k in range(n):
-        for ours, theirs in OURS_FROM_THEIRS.items():
+        for ours, theirs in mapping.items():
             sd[f"module.fcs.{k}.{theirs}"] = tensors[f"net.layers.{k}.{ours}"].float().clone()
     if "Phi" in tensors:
         Phi = tensors["Phi"].double().numpy()

@@ -62,7 +62,7 @@ SCHEDULES = ("constant", "cosine", "onecycle")
 #: method -> its loss; the "-star" methods are the same networks trained with L* (Eq. 15)
 METHOD_LOSS = {"ista-net": "L", "ista-net-star": "Lstar", "fista-net": "L",
                "fista-net-star": "Lstar", "reconnet": "mse", "reconnet-enhanced": "mse",
-               "sda": "mse"}
+               "sda": "mse", "ista-net-plus": "L"}
 PROFILES = {
     "paper": {"epochs": 300, "lr": 1e-3, "batch": 64, "schedule": "constant", "precision": "fp32"},
     "cpu": {"epochs": 5, "lr": 1e-3, "batch": 64, "schedule": "cosine", "precision": "auto"},
@@ -144,7 +144,8 @@ class TrainConfig:
         self.ratio = check_ratio(self.ratio)
         arch = ARCH_OF[self.method]
         loss = self.resolved_loss()
-        valid = ("L", "Lstar") if arch in UNROLLED else ("mse",)
+        valid = ("L",) if arch == "ista-net-plus" else ("L", "Lstar") if arch in UNROLLED else (
+            "mse",)
         if loss not in valid:
             raise CSBenchError(f"loss '{loss}' does not apply to {self.method}; valid: "
                                f"{', '.join(valid)}")
@@ -153,7 +154,7 @@ class TrainConfig:
                                f"{', '.join(SYM_INPUTS)}")
         if self.init not in INITS:
             raise CSBenchError(f"unknown init '{self.init}'; valid: {', '.join(INITS)}")
-        if self.init != "xavier" and (arch not in UNROLLED or self.nf < 2):
+        if self.init != "xavier" and (arch not in ("ista-net", "fista-net") or self.nf < 2):
             raise CSBenchError(f"init '{self.init}' applies to ISTA-Net / FISTA-Net with nf >= 2")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
@@ -297,7 +298,8 @@ def warm_start(net, arch, name):
     entry = wt.find(name)
     meta = entry.meta()
     src_arch = meta.get("arch")
-    family = {"ista-net": "unrolled", "fista-net": "unrolled", "reconnet": "reconnet",
+    family = {"ista-net": "unrolled", "fista-net": "unrolled", "ista-net-plus": "ista-net-plus",
+              "reconnet": "reconnet",
               "reconnet-enhanced": "reconnet", "sda": "sda"}
     if family.get(src_arch) != family.get(arch):
         raise WeightsError(f"cannot initialise {arch} from '{name}' ({src_arch} weights)")

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from cs_bench.learned.losses import loss_terms
-from cs_bench.learned.nets import ARCH_OF, BlockOperator, ISTANet, build, soft
+from cs_bench.learned.nets import ARCH_OF, UNROLLED, BlockOperator, ISTANet, build, soft
 from cs_bench.sensing import make_phi
 
 
@@ -35,7 +35,7 @@ def test_every_network_maps_m_measurements_to_a_block(arch, ratio):
     assert out.x.shape == (3, 1089)
     assert out.x.dtype == torch.float32
     assert torch.isfinite(out.x).all()
-    assert len(out.phases) == (2 if arch in ("ista-net", "fista-net") else 1)
+    assert len(out.phases) == (2 if arch in UNROLLED else 1)
 
 
 def test_reconnet_layers_and_the_enhanced_variant():
