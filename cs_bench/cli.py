@@ -6,7 +6,11 @@ shows the traceback instead.
 
 import argparse
 import errno
+import math
+import os
+import signal
 import sys
+import warnings
 
 from . import __version__
 from .errors import CSBenchError
@@ -19,11 +23,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+_EXAMPLES = {"method": "ista-wavelet,fista-wavelet", "image": "text,page"}
+
+
 def _split(text, what):
     items = [t.strip() for t in str(text).split(",")]
     if not text or any(not t for t in items):
         raise CSBenchError(f"malformed {what} list '{text}': give comma-separated values, e.g. "
-                           + ("ista-wavelet,fista-wavelet" if what == "method" else "0.1,0.25"))
+                           + _EXAMPLES.get(what, "0.1,0.25"))
     return items
 
 
@@ -39,7 +46,10 @@ def _parse_params(specs, methods):
         method, key = lhs.rsplit(".", 1)
         if method not in methods:
             raise CSBenchError(f"--param '{spec}' names method '{method}', which is not in --methods")
-        out.setdefault(method, {})[key] = parse_param(method, key, value)
+        val = parse_param(method, key, value)
+        if isinstance(val, float) and not math.isfinite(val):
+            raise CSBenchError(f"parameter {method}.{key}: {value} is not a finite number")
+        out.setdefault(method, {})[key] = val
     return out
 
 
@@ -58,23 +68,25 @@ def cmd_list(args):
 
 
 def cmd_run(args):
-    from .export import check_writable, markdown_table, write_csv, write_markdown
-    from .runner import run
-    from .sensing import check_ratio
+    from .export import check_outputs, markdown_table, write_csv, write_markdown
+    from .runner import check_measurable, run, worker_count
 
     methods = _split(args.methods, "method")
     from .registry import method_class
 
     for m in methods:
         method_class(m)  # unknown names fail before any work
-    ratios = [check_ratio(r) for r in _split(args.ratios, "ratio")]
+    ratios = [check_measurable(r) for r in _split(args.ratios, "ratio")]
     noise = [float(_num(s, "noise")) for s in _split(args.noise, "noise")]
-    if args.jobs == 0:
-        raise CSBenchError("--jobs 0 means no workers: give a count >= 1, or -1 for every core")
-    for path in (args.out, args.markdown):
-        if path:
-            check_writable(path)
-    images = _split(args.images, "image") if args.images else None
+    worker_count(args.jobs, 1)  # --jobs 0: refused before any work
+    for opt in ("noise_seed", "phi_seed"):
+        if getattr(args, opt) < 0:
+            raise CSBenchError(f"--{opt.replace('_', '-')} {getattr(args, opt)} is not a seed: "
+                               "give an integer >= 0")
+    check_outputs({"--out": args.out, "--markdown": args.markdown},
+                  inputs=_input_files(args))
+    # '--images ""' names no image: refused, never read as "every image"
+    images = _split(args.images, "image") if args.images is not None else None
     df = run(methods, args.dataset, ratios, noise=noise, jobs=args.jobs, data_dir=args.data_dir,
              scope=args.scope, params=_parse_params(args.param, methods), phi_path=args.phi,
              phi_seed=args.phi_seed, noise_seed=args.noise_seed, padding=args.padding,
@@ -90,7 +102,22 @@ def cmd_run(args):
         print(f"cs-bench: {failed} of {len(df)} reconstructions failed; first: {first['method']} "
               f"on {first['image']}: {first['error']}", file=sys.stderr)
         return 1
+    if df.attrs.get("not_cached"):
+        print(f"cs-bench: warning: {df.attrs['not_cached']} of {len(df)} results could not be "
+              f"cached ({df.attrs['cache_error']}); they are in the output, a rerun computes "
+              f"them again", file=sys.stderr)
     return 0
+
+
+def _input_files(args):
+    """The files a run reads (its Phi, the images of a folder dataset): never an output."""
+    from pathlib import Path
+
+    files = [args.phi] if args.phi else []
+    folder = Path(str(args.dataset))
+    if folder.is_dir():
+        files += [str(p) for p in folder.iterdir() if p.is_file()]
+    return files
 
 
 def _num(text, what):
@@ -124,34 +151,31 @@ def cmd_data(args):
 
 
 def cmd_cache(args):
+    """``cache path`` / ``cache clear [--methods A,B]``: the run cache only (the results
+    store); training runs (``<cache>/runs/NAME``, checkpoints) are never touched."""
     import shutil
 
     from .config import cache_dir
     from .registry import method_class
+    from .store import Store, default_path
 
-    runs = cache_dir() / "runs"
+    path = default_path()
     if args.action == "path":
-        print(runs)
-    elif args.methods:
-        import json
-
+        print(path)
+        return 0
+    names = None
+    if args.methods is not None:  # '--methods ""' is an error, never "every method"
         names = _split(args.methods, "method")
         for n in names:
             method_class(n)  # unknown names: one line with the valid ones
-        wanted = {repr(n) for n in names}
-        removed = 0
-        for meta in list(runs.glob("**/metadata.json")):  # joblib.Memory: a folder per result
-            try:
-                name = json.loads(meta.read_text())["input_args"]["method_name"]
-            except (OSError, ValueError, KeyError):
-                continue
-            if name in wanted:
-                shutil.rmtree(meta.parent, ignore_errors=True)
-                removed += 1
-        print(f"removed {removed} cached results of {', '.join(names)}")
-    else:
-        shutil.rmtree(runs, ignore_errors=True)
-        print(f"removed {runs}")
+    removed = Store(path).clear(names) if path.exists() else 0
+    # results of earlier versions (a joblib folder of pickles, never read now): removed with
+    # a full clear; the training runs beside it stay
+    legacy = cache_dir() / "runs" / "cs_bench" / "runner"
+    if names is None and legacy.is_dir():
+        shutil.rmtree(legacy, ignore_errors=True)
+    which = f" of {', '.join(names)}" if names else ""
+    print(f"removed {removed} cached results{which} from {path} (training runs kept)")
     return 0
 
 
@@ -201,8 +225,12 @@ def build_parser():
     s.add_argument("--methods", help="clear: only these methods' results (comma-separated)")
     s.set_defaults(func=cmd_cache)
 
-    for mod in ("cs_bench.learned.cli", "cs_bench.zoo", "cs_bench.tables", "cs_bench.bench"):
+    for mod in ("cs_bench.learned.cli", "cs_bench.zoo", "cs_bench.tables", "cs_bench.bench",
+                "cs_bench.info", "cs_bench.plot", "cs_bench.report"):
         _add_optional_commands(sub, mod)
+    from .plugins import add_option
+
+    add_option(p, sub)  # --plugin FILE.py on every command
     return p
 
 
@@ -221,10 +249,45 @@ def _add_optional_commands(sub, module):
 #: OSErrors the machine causes (full disk, quota, read-only or forbidden place), not bugs
 _ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, schedulers, container stops): answered as Ctrl-C is."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    env_warnings = os.environ.get("PYTHONWARNINGS")
     try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (an embedding program): its own handler stays
+        previous = None
+    try:
+        with warnings.catch_warnings():
+            if not args.debug:
+                # library warnings (PIL, numpy, torch) would add lines to the one-line answer;
+                # the environment carries the filter to worker processes
+                warnings.simplefilter("ignore")
+                os.environ["PYTHONWARNINGS"] = "ignore"
+            return _dispatch(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        if env_warnings is None:
+            os.environ.pop("PYTHONWARNINGS", None)
+        else:
+            os.environ["PYTHONWARNINGS"] = env_warnings
+
+
+def _dispatch(args):
+    try:
+        from .plugins import load_from_args
+
+        load_from_args(args)  # --plugin FILE.py: the user's methods, before the command
         return args.func(args) or 0
     except CSBenchError as exc:
         if args.debug:
@@ -240,12 +303,14 @@ def main(argv=None):
         print(f"cs-bench: error: {where}{exc.strerror or exc}; what was saved before is intact: "
               f"fix that and run the same command again", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.debug:
             raise
-        print("cs-bench: interrupted; finished results are cached, run the same command again "
+        what, code = (("terminated (SIGTERM)", 143) if isinstance(exc, Terminated)
+                      else ("interrupted", 130))
+        print(f"cs-bench: {what}; finished results are cached, run the same command again "
               "to resume", file=sys.stderr)
-        return 130
+        return code
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
             raise

@@ -15,12 +15,28 @@ from pathlib import Path
 from .errors import CSBenchError
 
 
-def check_writable(path):
-    """Fail early, with one line, if ``path`` cannot be written (before a long run)."""
+def check_writable(path, inputs=()):
+    """Fail early, with one line, if ``path`` cannot or must not be written (before a long
+    run): a folder, a device, FIFO or other non-regular file (the atomic rename would replace
+    it), one of the run's ``inputs`` (files or folders the run reads), or a place the user
+    cannot write."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
         raise CSBenchError(f"cannot write {path}: it is a directory")
+    if os.path.lexists(path) and not path.is_file():
+        raise CSBenchError(f"cannot write {path}: it is {_kind(path)}, not a regular file; "
+                           f"give a file path")
+    real = Path(os.path.realpath(path))
+    for item in inputs:
+        if not item:
+            continue
+        inp = Path(os.path.realpath(item))
+        if real == inp or (inp.is_dir() and inp in real.parents):
+            raise CSBenchError(f"cannot write {path}: it is "
+                               + ("an input of this run" if real == inp else
+                                  f"inside the input folder {item}")
+                               + "; write the results elsewhere")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=".cs-bench-check-")
@@ -30,16 +46,59 @@ def check_writable(path):
         raise CSBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def check_outputs(outputs, inputs=()):
+    """:func:`check_writable` for every output path given (``None`` skipped), and no two of
+    them the same file; ``outputs`` is {option name: path}, e.g. {"--out": "r.csv"}.
+
+    The check to call before any work in every command that writes results (run, tables,
+    bench), so a bad path costs nothing.
+    """
+    seen = {}
+    for opt, path in outputs.items():
+        if not path:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise CSBenchError(f"{seen[real]} and {opt} name the same file {path}; one would "
+                               f"overwrite the other: give two paths")
+        seen[real] = opt
+        check_writable(path, inputs)
+
+
+def _kind(path):
+    import stat
+
+    mode = os.stat(path).st_mode if os.path.exists(path) else os.lstat(path).st_mode
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISLNK, "a broken symbolic link")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
 def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written).
+
+    Only a regular file (or nothing) is replaced, and the new file keeps the old one's
+    permissions (a new one gets the umask's)."""
     path = Path(path)
+    if os.path.lexists(path) and not path.is_file():
+        raise CSBenchError(f"cannot write {path}: it is {_kind(path)}, not a regular file")
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as exc:
         try:

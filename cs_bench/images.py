@@ -25,25 +25,39 @@ def luminance(rgb):
 
 
 def to_gray255(arr, name="image"):
-    """Any decoded image array (gray, RGB, RGBA, 16-bit, bool) -> float64 H x W on 0-255."""
+    """Any decoded image array -> float64 H x W luminance on 0-255, read with its real range.
+
+    bool: 0/255; uint8: as is; uint16: / 257 (the 16-bit scale); other integers and floats:
+    as is when every value lies in [0, 255] (floats in [0, 1] times 255). Anything else (NaN,
+    negative values, integers above 255 in a non-16-bit type, floats above 255) has no
+    known scale and is refused, so no image is scored on a guessed range.
+    """
     a = np.asarray(arr)
     if a.dtype == bool:
         a = a.astype(np.float64) * 255.0
+    elif a.dtype == np.uint8:
+        a = a.astype(np.float64)
     elif a.dtype == np.uint16:
         a = a.astype(np.float64) / 257.0
-    elif np.issubdtype(a.dtype, np.floating):
+    elif np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating):
         a = a.astype(np.float64)
-        if a.max(initial=0) <= 1.0:
+        if a.size and not np.all(np.isfinite(a)):
+            raise DataError(f"{name}: the image holds NaN or Inf pixels")
+        lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if lo < 0 or hi > 255:
+            raise DataError(f"{name}: pixel values span [{lo:g}, {hi:g}] ({arr.dtype}), outside "
+                            f"the 0-255 scale (or 0-1 for floats); give 8- or 16-bit images")
+        if np.issubdtype(np.asarray(arr).dtype, np.floating) and hi <= 1.0:
             a = a * 255.0
     else:
-        a = a.astype(np.float64)
+        raise DataError(f"{name}: pixels of type {a.dtype} are not an image")
     if a.ndim == 3:
         if a.shape[2] == 1:
             a = a[..., 0]
         elif a.shape[2] in (3, 4):
             a = luminance(a[..., :3])
         else:
-            raise DataError(f"{name}: unsupported channel count {a.shape[2]}")
+            raise DataError(f"{name}: shape {a.shape} is not a gray, RGB or RGBA image")
     if a.ndim != 2 or min(a.shape) < 1:
         raise DataError(f"{name}: not a 2-D image (shape {a.shape})")
     return a
@@ -59,7 +73,14 @@ def read_image(path):
             import tifffile
 
             try:
-                arr = tifffile.imread(path)
+                with tifffile.TiffFile(path) as tif:
+                    pages = len(tif.pages)
+                    if pages > 1:
+                        raise DataError(f"{path}: a TIFF of {pages} pages; give one image "
+                                        f"per file")
+                    arr = tif.asarray()
+            except DataError:
+                raise
             except Exception:
                 with Image.open(path) as im:
                     arr = np.asarray(im.convert("RGB") if im.mode == "P" else im)

@@ -1,15 +1,18 @@
 """The benchmark runner: methods x ratios x images -> one long-format DataFrame.
 
-Each (method, params, scope, weights, image, ratio, noise, Phi) result is cached with
-``joblib.Memory`` under ``cache_dir()/runs``, so a rerun only computes what changed and an
-interrupted run resumes. A failure is recorded in the ``error`` column and never cached.
+Each (method, params, scope, weights, image, ratio, noise, Phi) result is cached as a row of
+data in :class:`cs_bench.store.Store` (``cache_dir()/results.sqlite``; nothing is unpickled),
+so a rerun only computes what changed and an interrupted run resumes. A failure, including a
+reconstruction holding NaN or Inf, is recorded in the ``error`` column and never cached.
 
 >>> df = run(["ista-wavelet"], "skimage", [0.25], images=["text"], cache=False, progress=False)
 >>> [str(df.loc[0, "method"]), str(df.loc[0, "image"]), int(df.loc[0, "M"])]
 ['ista-wavelet', 'text', 272]
 """
 
+import os
 import platform
+import signal
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .config import cache_dir
 from .data import ImageRef, image_folder_refs, image_refs, sha256_file
 from .errors import CSBenchError, DataError
 from .metrics import psnr, ssim
 from .problem import Problem
 from .registry import get_method
-from .sensing import check_ratio, load_phi, make_phi
+from .phifile import load_phi
+from .sensing import N, check_ratio, make_phi
 
 COLUMNS = ["method", "params", "scope", "dataset", "image", "ratio", "M", "noise_sigma",
            "psnr", "ssim", "seconds", "device", "weights_id", "phi", "version", "code", "error"]
@@ -53,9 +56,20 @@ def _user_phi(path):
     return load_phi(path)
 
 
+#: the smallest image side SSIM (scikit-image, 7 x 7 window) can score
+MIN_SIDE = 7
+
+
+class NonFiniteResult(CSBenchError):
+    """A reconstruction holding NaN or Inf: the row fails, nothing is cached."""
+
+
 def evaluate(method, ref, ratio, noise_sigma=0.0, noise_seed=0, phi=PhiSpec(), padding="paper"):
     """Measure one image, reconstruct it with ``method`` and score it: one result row."""
     img = ref.load()
+    if min(img.shape) < MIN_SIDE:  # SSIM's 7 x 7 window: said before any reconstruction
+        raise DataError(f"{ref.name}: {img.shape[0]} x {img.shape[1]} pixels; SSIM's 7 x 7 "
+                        f"window needs images of at least {MIN_SIDE} pixels a side")
     Phi = phi.matrix(ratio)
     prob = Problem.from_image(img, ratio, Phi=Phi, noise_sigma=noise_sigma,
                               noise_seed=noise_seed, padding=padding, name=ref.name)
@@ -66,16 +80,15 @@ def evaluate(method, ref, ratio, noise_sigma=0.0, noise_seed=0, phi=PhiSpec(), p
     seconds = time.perf_counter() - t0
     if rec.shape != img.shape:
         raise RuntimeError(f"{method.name} returned shape {rec.shape}, expected {img.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(rec)))
+    if bad:  # clipping in the metrics would turn NaN into a number: refused, never cached
+        raise NonFiniteResult(f"{method.name} returned a reconstruction with NaN or Inf in "
+                              f"{bad} of {rec.size} pixels (diverged: check its parameters, "
+                              f"weights and Phi)")
     return {
         "psnr": psnr(img, rec), "ssim": ssim(img, rec), "seconds": seconds,
         "M": Phi.shape[0], "device": method.device,
     }
-
-
-def _keyed_evaluate(method_name, scope, params_json, weights_id, code_id, image_key, ratio,
-                    noise_sigma, noise_seed, phi_key, padding, version, method, ref, phi):
-    """:func:`evaluate` with every input that defines the result spelled out as a cache key."""
-    return evaluate(method, ref, ratio, noise_sigma, noise_seed, phi, padding)
 
 
 @lru_cache(maxsize=None)
@@ -116,16 +129,20 @@ def code_id(module_name):
     return h.hexdigest()[:16]
 
 
-def _cached_evaluate(memory):
-    if memory is None:
-        return _keyed_evaluate
-    return memory.cache(_keyed_evaluate, ignore=["method", "ref", "phi"])
-
-
 NOT_CACHED = "not run: not in the run cache (cached-only)"
 
 
-def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cached_only=False):
+def _task(store, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cached_only=False,
+          main_pid=None):
+    """One result row; looked up in, computed into and written to ``store`` (None: no cache).
+
+    A row that was computed but could not be cached (full disk) is kept and marked with
+    ``cache_error``; it is never turned into a failure.
+    """
+    if main_pid is not None and os.getpid() != main_pid:
+        # a worker: SIGTERM sent to the whole process group is the main process's to answer
+        # (it stops the workers itself); a worker dying on it would lose its result silently
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     row = {
         "method": method.name, "params": method.params_json(), "scope": method.scope,
         "dataset": ref.dataset, "image": ref.name, "ratio": ratio, "noise_sigma": noise_sigma,
@@ -137,14 +154,25 @@ def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cac
         # tampered weights never return a result cached for other weights
         row["weights_id"] = method.weights_id_for(ratio)
         row["code"] = code_id(type(method).__module__)
-        args = (method.name, method.scope, method.params_json(), row["weights_id"],
-                row["code"], f"{ref.dataset}/{ref.name}/{ref.sha256}",
-                ratio, noise_sigma, noise_seed, phi.key, padding, __version__, method, ref, phi)
-        if cached_only and not (hasattr(cached, "check_call_in_cache")
-                                and cached.check_call_in_cache(*args)):
+        key = {"method_name": method.name, "scope": method.scope,
+               "params_json": method.params_json(), "weights_id": row["weights_id"],
+               "code": row["code"], "image_key": f"{ref.dataset}/{ref.name}/{ref.sha256}",
+               "ratio": ratio, "noise_sigma": noise_sigma, "noise_seed": noise_seed,
+               "phi_key": phi.key, "padding": padding, "version": __version__}
+        hit = store.get(key) if store is not None else None
+        if hit is not None:
+            row.update(hit)
+            return row
+        if cached_only:
             row["error"] = NOT_CACHED
             return row
-        row.update(cached(*args))
+        value = evaluate(method, ref, ratio, noise_sigma, noise_seed, phi, padding)
+        row.update(value)
+        if store is not None:
+            try:
+                store.put(key, value)
+            except Exception as exc:  # full disk, read-only cache: the result is kept
+                row["cache_error"] = _store_reason(exc)
     except (KeyboardInterrupt, SystemExit):
         raise
     except CSBenchError as exc:  # a user-caused problem (e.g. missing weights): recorded
@@ -152,6 +180,12 @@ def _task(cached, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cac
     except Exception as exc:  # a method failing on one image: recorded, never cached
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row
+
+
+def _store_reason(exc):
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc) or type(exc).__name__
 
 
 def resolve_images(dataset, data_dir=None, images=None):
@@ -185,33 +219,36 @@ def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_
     if not methods:
         raise CSBenchError("no methods given; see 'cs-bench list'")
     params = params or {}
+    methods = _unique(methods)
     built = [m if not isinstance(m, str) else
              get_method(m, scope=scope, **params.get(m, {})) for m in methods]
-    ratios = [check_ratio(r) for r in ratios]
+    ratios = _unique(check_measurable(r) for r in ratios)
     if not ratios:
         raise CSBenchError("no ratios given")
-    noises = [float(s) for s in (noise if isinstance(noise, (list, tuple)) else [noise])]
+    noises = _unique(float(s) for s in (noise if isinstance(noise, (list, tuple)) else [noise]))
     if any(s < 0 or not np.isfinite(s) for s in noises):
         raise CSBenchError("noise sigma must be a finite number >= 0")
+    for what, seed in (("--phi-seed", phi_seed), ("--noise-seed", noise_seed)):
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise CSBenchError(f"{what} {seed} is not a seed: give an integer >= 0")
     phi = PhiSpec(seed=int(phi_seed), path=str(phi_path) if phi_path else "")
     if phi.path:
         Phi = phi.matrix(None)
         ratios = [Phi.shape[0] / Phi.shape[1]]
     refs = resolve_images(dataset, data_dir, images)
 
-    memory = None
+    store = None
     if cache:
-        from joblib import Memory
+        from .store import Store
 
-        memory = Memory(cache_dir() / "runs", verbose=0)
-    cached = _cached_evaluate(memory)
+        store = Store()
     tasks = [(m, ref, r, s) for m in built for r in ratios for s in noises for ref in refs]
 
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
-    gen = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-        delayed(_task)(cached, m, ref, r, s, noise_seed, phi, padding, cached_only)
+    gen = Parallel(n_jobs=worker_count(jobs, len(tasks)), return_as="generator_unordered")(
+        delayed(_task)(store, m, ref, r, s, noise_seed, phi, padding, cached_only, os.getpid())
         for m, ref, r, s in tasks
     )
     rows = []
@@ -221,18 +258,50 @@ def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_
             bar.set_postfix_str(f"{row['method']} {row['image']} r={row['ratio']:g}")
             bar.update()
     df = pd.DataFrame(rows)
+    unsaved = df.pop("cache_error") if "cache_error" in df.columns else pd.Series(dtype=object)
     for c in COLUMNS:
         if c not in df.columns:
             df[c] = None
     df = df[COLUMNS + [c for c in df.columns if c not in COLUMNS]]
-    return df.sort_values(["method", "scope", "ratio", "noise_sigma", "image"],
-                          kind="stable").reset_index(drop=True)
+    df = df.sort_values(["method", "scope", "ratio", "noise_sigma", "image"],
+                        kind="stable").reset_index(drop=True)
+    # rows computed but not cached (full disk): kept in the result, counted for the caller
+    df.attrs["not_cached"] = int(unsaved.notna().sum())
+    df.attrs["cache_error"] = next((str(e) for e in unsaved if isinstance(e, str)), "")
+    return df
+
+
+def _unique(items):
+    """``items`` without repeats, in their first order (a repeated name is one set of rows)."""
+    out = []
+    for x in items:
+        if x not in out:
+            out.append(x)
+    return out
+
+
+def check_measurable(ratio):
+    """``ratio`` as a float in (0, 1] that gives at least one measurement per block."""
+    r = check_ratio(ratio)
+    if r * N < 0.5:
+        raise CSBenchError(f"ratio {ratio} gives no measurement of a {N}-pixel block "
+                           f"(ratio x {N} < 0.5); the smallest ratio is 1/{N} = {1 / N:.6f}")
+    return r
+
+
+def worker_count(jobs, n_tasks):
+    """Workers to start: ``jobs`` (-1: every core, -2: all but one, ...) capped at the number
+    of tasks and of cores, so a small run never starts idle processes."""
+    cores = os.cpu_count() or 1
+    if not isinstance(jobs, (int, np.integer)) or jobs == 0:
+        raise CSBenchError(f"--jobs {jobs} means no workers: give a count >= 1, or -1 for every "
+                           "core")
+    n = jobs if jobs > 0 else max(1, cores + 1 + jobs)
+    return max(1, min(n, cores, n_tasks))
 
 
 def environment():
     """Where the numbers came from (for report headers)."""
-    import os
-
     return {"machine": platform.machine(), "processor": cpu_name(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "cs_bench": __version__}
 
