@@ -27,7 +27,11 @@ from .zoo import find
 
 LEARNED_LABELS = {"ista-net": "ISTA-Net", "fista-net": "FISTA-Net", "ista-net-star": "ISTA-Net*",
                   "fista-net-star": "FISTA-Net*", "reconnet": "ReconNet",
-                  "reconnet-enhanced": "Enhanced ReconNet", "sda": "SDA"}
+                  "reconnet-enhanced": "Enhanced ReconNet", "sda": "SDA",
+                  "ista-net-plus": "ISTA-Net+"}
+#: the authors' released models: table row -> (method, the paper's row for its numbers)
+RELEASE_ROWS = {"ISTA-Net (authors' release)": ("ista-net", "ISTA-Net"),
+                "ISTA-Net+ (authors' release)": ("ista-net-plus", "ISTA-Net+")}
 CLASSICAL = {"TVAL3": "tval3", "NLR-CS": "nlr-cs", "D-AMP": "d-amp"}
 EXTRA = {"ISTA (wavelet)": "ista-wavelet", "FISTA (wavelet)": "fista-wavelet",
          "min-norm": "min-norm"}  # ours, not in the paper: references
@@ -42,10 +46,11 @@ class Cell:
     ratio: float
     paper: float = float("nan")
     params: dict = field(default_factory=dict)
+    phi: str = ""  # a release Phi (its path in the release) instead of the harness's
 
     @property
     def key(self):
-        return (self.method, json.dumps(self.params, sort_keys=True))
+        return (self.method, json.dumps(self.params, sort_keys=True), self.phi)
 
 
 def _learned(table, row, column, method, ratio, paper_value, tier=1, run_ratio=None, **kw):
@@ -86,6 +91,7 @@ def cells():
             else:
                 m = {v: k for k, v in LEARNED_LABELS.items()}[label]
                 out.append(_learned("table4", label, f"{r:g}", m, r, v))
+    out += release_cells()
     for m in ("ista-net", "fista-net", "ista-net-star", "fista-net-star"):  # Fig. 6a
         for g in (0.01, 0.0):
             out.append(_learned("fig6a", LEARNED_LABELS[m], f"gamma={g:g}", m, 0.25, float("nan"),
@@ -93,6 +99,46 @@ def cells():
     for nf in (8, 16, 32, 48, 64):  # Fig. 6b
         out.append(_learned("fig6b", "ISTA-Net", f"Nf={nf}", "ista-net", 0.25, float("nan"),
                             tier=2, phases=9, gamma=0.01, nf=nf))
+    return out
+
+
+def _release_cell(table, row, method, ratio, paper_value, trained_ratio=None):
+    """A cell of an authors' released model: its own Phi and Qinit where the release has
+    them, else the harness Phi with Qinit solved on T91 (``_phi-ours``); ``trained_ratio``
+    runs the model of that ratio at ``ratio`` (harness Phi_b, Qinit_b)."""
+    from .learned import release as rel
+
+    r = trained_ratio or ratio
+    own = trained_ratio is None and rel.has_own_phi(r)
+    params = {"weights": rel.weights_name(method, r, own_phi=own)}
+    if trained_ratio is not None:
+        params["trained_ratio"] = trained_ratio
+    return Cell(table, row, f"{ratio:g}", method, ratio, paper_value, params,
+                phi=rel.phi_path(r) if own else "")
+
+
+def release_cells():
+    """Table 2 and Table 4 rows of the authors' released models, at every ratio they cover."""
+    from .learned import release as rel
+
+    out = []
+    for row, (m, paper_row) in RELEASE_ROWS.items():
+        for r in (0.25, 0.10):
+            out.append(_release_cell("table2", row, m, r, paper.CVPR2018[paper_row][r]))
+        for r in paper.TABLE4["ISTA-Net"]:
+            if any(abs(r - x) < 1e-9 for x in rel.RATIOS):
+                out.append(_release_cell("table4", row, m, r, paper.CVPR2018[paper_row][r]))
+    for r, v in paper.TABLE4["ISTA-Net0.4"].items():
+        out.append(_release_cell("table4", "ISTA-Net0.4 (authors' release)", "ista-net", r, v,
+                                 trained_ratio=0.4))
+    for row, (m, paper_row) in RELEASE_ROWS.items():  # results/release.md: every model, both Phi
+        for r in rel.RATIOS:
+            v = paper.CVPR2018[paper_row][r]
+            if rel.has_own_phi(r):
+                out.append(_release_cell("release", row, m, r, v))
+            c = _release_cell("release", row, m, r, v, trained_ratio=r)
+            c.params.pop("trained_ratio")
+            out.append(c)
     return out
 
 
@@ -109,6 +155,10 @@ def _weights_budget(name):
     init = meta.get("init_from") or ""
     if isinstance(init, dict):
         init = init.get("name", "")
+    if str(meta.get("source", "")).startswith("authors' release"):
+        return {"epochs": meta.get("epochs_done"), "device": "the authors' GPU training",
+                "hours": None, "val_psnr": None, "init_from": "",
+                "source": meta.get("source")}
     dev = str(meta.get("device") or "")
     if dev.startswith("cuda"):
         device = f"GPU {meta.get('device_name') or ''}".strip()
@@ -172,10 +222,14 @@ def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, ca
     for c in all_cells:
         groups.setdefault(c.key, set()).add(c.ratio)
     frames = []
-    for i, ((method, params_json), ratios) in enumerate(sorted(groups.items())):
+    for i, ((method, params_json, phi), ratios) in enumerate(sorted(groups.items())):
         params = json.loads(params_json)
         if "weights" in params and _weights_budget(params["weights"]) is None:
-            continue  # not trained yet: shown as such, nothing to run
+            continue  # not trained (or not fetched) yet: shown as such, nothing to run
+        if phi:  # a released model measured with the release's own Phi
+            frames.append(_run_release_phi(method, params, phi, sorted(ratios), dataset,
+                                           data_dir, jobs))
+            continue
         if progress:
             print(f"[{i + 1}/{len(groups)}] {method} {params or ''} ratios "
                   f"{','.join(f'{r:g}' for r in sorted(ratios))}", flush=True)
@@ -188,6 +242,18 @@ def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, ca
         frames.append(run([method], dataset, sorted(ratios), cached_only=method in cached_only,
                           **kw))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _run_release_phi(method, params, phi, ratios, dataset, data_dir, jobs):
+    """Rows of a released model with the release's own Phi; ``ratio`` says the paper's ratio
+    (the runner records M / 1089 for a user's Phi)."""
+    from .learned import release as rel
+    from .runner import run
+
+    (ratio,) = ratios  # one Phi file, one ratio
+    df = run([method], dataset, [ratio], jobs=jobs, data_dir=data_dir, params={method: params},
+             progress=False, phi_path=str(rel.get(phi)))
+    return df.assign(ratio=ratio)
 
 
 def _compute_missing(df, method, dataset, kw):
@@ -214,6 +280,10 @@ def assemble(all_cells, runs):
         if not runs.empty:
             sel = runs[(runs.method == c.method) & np.isclose(runs.ratio, c.ratio)
                        & (runs.params.map(lambda p: _same(p, c.params)))]
+            if "phi" in sel and c.phi:
+                sel = sel[~sel.phi.astype(str).str.startswith("seed:")]
+            elif "phi" in sel:
+                sel = sel[sel.phi.astype(str).str.startswith("seed:") | sel.phi.isna()]
             ok = sel[sel.error.isna()]
             if len(ok):
                 ours, ssim = ok.psnr.mean(), ok.ssim.mean()
@@ -227,10 +297,12 @@ def assemble(all_cells, runs):
                 note = f"{len(sel) - len(ok)} failed: {sel[sel.error.notna()].error.iloc[0]}"
         budget = _weights_budget(c.params["weights"]) if "weights" in c.params else None
         if "weights" in c.params and budget is None:
-            note = "not trained"
+            note = ("not fetched" if str(c.params["weights"]).startswith("release-")
+                    else "not trained")
         rows.append({
             "table": c.table, "row": c.row, "column": c.column, "method": c.method,
             "params": json.dumps(c.params, sort_keys=True), "ratio": c.ratio,
+            "phi": "release" if c.phi else "harness",
             "paper_psnr": c.paper, "psnr": ours, "diff": ours - c.paper, "ssim": ssim,
             "seconds": secs,
             "epochs": budget["epochs"] if budget else None,
@@ -256,7 +328,7 @@ def _fmt(v, digits=2):
 
 
 def _cell_text(r):
-    if r.note == "not trained" or str(r.note).endswith("not run"):  # no mean to show
+    if r.note in ("not trained", "not fetched") or str(r.note).endswith("not run"):
         if np.isnan(r.paper_psnr):  # a figure's cell: the paper gives no number
             return str(r.note)
         return f"{r.note} (paper {_fmt(r.paper_psnr)})"
@@ -281,6 +353,9 @@ def table_markdown(df, title, note):
 def _one_budget(e):
     if e.epochs == 0:
         return f"no training: {e.init_from} as is (Qinit solved for the ratio)"
+    if e.train_hours is None or (isinstance(e.train_hours, float) and np.isnan(e.train_hours)):
+        phi = " (its own Phi and Qinit)" if getattr(e, "phi", "") == "release" else ""
+        return f"{e.epochs:g} ep, {e.train_device}{phi}"
     warm = f", warm start {e.init_from}" if e.init_from else ""
     ep = f"{e.epochs:g}" if e.epochs >= 1 or e.epochs == 0 else f"{e.epochs:.2f}"
     return f"{ep} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
@@ -302,8 +377,10 @@ def _budget_text(g):
 
 def table2_markdown(df, env, reused=()):
     rows = []
-    for label in list(paper.TABLE2) + list(EXTRA):
+    for label in list(paper.TABLE2) + list(RELEASE_ROWS) + list(EXTRA):
         g = df[df.row == label]
+        if g.empty:
+            continue
         p = paper.TABLE2.get(label, {})
         r25, r10 = g[g.column == "0.25"].iloc[0], g[g.column == "0.1"].iloc[0]
         rows.append({"method": label, "0.25 ours": _cell_text(r25), "0.10 ours": _cell_text(r10),
@@ -313,7 +390,11 @@ def table2_markdown(df, env, reused=()):
     return ("# Table 2: Set11 mean PSNR (dB) at ratios 0.25 and 0.10, and seconds per image\n\n"
             "Cells: ours (paper, difference). Our seconds are the median per 256x256 Set11 image "
             f"on {env}; the paper's times are its own hardware's, shown apart. Rows below the "
-            "paper's are our references (not in the paper)." + _reused_text(reused) + "\n\n"
+            "paper's are our references (not in the paper). The authors' release rows are their "
+            "published ISTA-Net-PyTorch models (200 epochs on their GPU), run in this harness "
+            "with the release's own Phi and Qinit (`cs-bench weights fetch release`); their "
+            "paper column is the CVPR 2018 paper's (ISTA-Net+ is not in this table of the "
+            "paper)." + _reused_text(reused) + "\n\n"
             + pd.DataFrame(rows).to_markdown(index=False) + "\n")
 
 
@@ -332,7 +413,12 @@ TITLES = {
               "gain past Nf ~ 40. One training budget for the whole figure (Tier 2)."),
     "table4": ("Table 4: Set11 mean PSNR (dB) at ratios 0.2-0.6",
                "Cells: ours (paper, difference). ISTA-Net0.4 is the ratio-0.4 ISTA-Net used at "
-               "every ratio (its Phi_b and Qinit_b)."),
+               "every ratio (its Phi_b and Qinit_b). The authors' release rows are their "
+               "ISTA-Net-PyTorch models at the ratios the release covers (0.3 and 0.4 with the "
+               "release's own Phi and Qinit; 0.5, whose Phi the release registry lacks, with the "
+               "harness Phi and Qinit solved on T91), beside the CVPR 2018 paper's numbers; "
+               "ISTA-Net0.4 (authors' release) is the released 40 % model run at every ratio "
+               "with the harness Phi_b and Qinit_b solved on T91."),
 }
 
 
@@ -409,9 +495,12 @@ def write_tables(cells_df, runs, out, reused=()):
 
     env = environment()
     env_text = f"{env['processor']} CPU, {env['cpus']} cores"
-    for t in ("table1", "table2", "table3", "table4", "fig6a", "fig6b"):
+    for t in ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release"):
         df = cells_df[cells_df.table == t]
         if df.empty:
+            continue
+        if t == "release":
+            write_release(df, runs, out)
             continue
         write_csv(df, out / f"{t}.csv")
         if t == "table2":
@@ -422,6 +511,60 @@ def write_tables(cells_df, runs, out, reused=()):
         atomic_write_text(out / f"{t}.md", text)
     if not runs.empty:
         write_csv(runs, out / "all_runs.csv")
+
+
+#: the authors' own test script (TEST_CS_ISTA_Net[_plus].py) run here on their release,
+#: written by scripts/authors_release_check.py; shown beside ours when present
+AUTHORS_SCRIPT = "release_authors_script.csv"
+
+
+def write_release(df, runs, out):
+    """results/release.md and release.csv: every released model in this harness with its own
+    Phi and with ours, beside the CVPR 2018 paper and the authors' test script."""
+    from .learned import release as rel
+
+    authors = {}
+    if (out / AUTHORS_SCRIPT).is_file():
+        a = pd.read_csv(out / AUTHORS_SCRIPT)
+        a = a[a.image == "mean"]
+        authors = {(r.method, round(r.ratio, 2)): r.psnr for r in a.itertuples()}
+    rows = []
+    for (row, column), g in df.groupby(["row", "column"], sort=False):
+        own, ours = g[g.phi == "release"], g[g.phi == "harness"]
+        r = float(column)
+        method = g.method.iloc[0]
+        a = authors.get((method, round(r, 2)), np.nan)
+        o = own.psnr.iloc[0] if len(own) else np.nan
+        rows.append({
+            "model": row.replace(" (authors' release)", ""), "ratio": column,
+            "CVPR 2018 paper": _fmt(g.paper_psnr.iloc[0]),
+            "authors' script, here": _fmt(a),
+            "ours, release Phi": (_fmt(o) + (f" / {own.ssim.iloc[0]:.4f}" if len(own) else "")
+                                  if len(own) else "not in the registry"),
+            "ours - authors' script": "—" if np.isnan(a) or np.isnan(o) else f"{o - a:+.2f}",
+            "ours - paper": "—" if np.isnan(o) else f"{o - g.paper_psnr.iloc[0]:+.2f}",
+            "ours, harness Phi + T91 Qinit": (f"{_fmt(ours.psnr.iloc[0])} / "
+                                              f"{ours.ssim.iloc[0]:.4f}" if len(ours) and not
+                                              np.isnan(ours.psnr.iloc[0]) else
+                                              (ours.note.iloc[0] if len(ours) else "—")),
+        })
+    names = {rel.weights_name(m, r, own) for m in rel.ARCHS for r in rel.RATIOS
+             for own in (True, False)}
+    per_image = runs[runs.params.map(lambda p: json.loads(p).get("weights") in names)] \
+        if not runs.empty else runs
+    write_csv(per_image, out / "release.csv")
+    text = ("# The authors' released ISTA-Net and ISTA-Net+ in this harness (Set11)\n\n"
+            "Mean PSNR (dB) / SSIM on Set11 of the ISTA-Net-PyTorch release (9 phases, 200 "
+            "epochs at lr 1e-4 on the authors' GPU; `cs-bench weights fetch release`). "
+            "*Release Phi*: the release's own Phi and Qinit, the authors' exact measurement (the "
+            "release has no Phi for 50 % in cs-bench's registry). *Harness Phi*: this project's "
+            "nested Gaussian Phi (seed 0) with Qinit solved on the T91 training blocks (Eq. 12): "
+            "whether the learned transforms carry over to another random Phi of the same size. "
+            "*CVPR 2018 paper*: the paper's Set11 table. *Authors' script, here*: their "
+            "TEST_CS_ISTA_Net[_plus].py run on this machine on the same files "
+            "(`scripts/authors_release_check.py`). Per-image rows: `release.csv`.\n\n"
+            + pd.DataFrame(rows).to_markdown(index=False) + "\n")
+    atomic_write_text(out / "release.md", text)
 
 
 README_START, README_END = "<!-- table2:start -->", "<!-- table2:end -->"
@@ -471,7 +614,7 @@ def _merge_runs(path, runs):
     return both.drop(columns="_r").reset_index(drop=True)
 
 
-PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b")
+PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release")
 
 
 def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,

@@ -247,10 +247,14 @@ def cmd_weights_fetch(args):
     if not archs or not ratios:
         raise CSBenchError("nothing to fetch: give at least one method and one ratio")
     release.fetch(archs, ratios)
-    r0 = ratios[0]
-    print(f"run one with: cs-bench run --methods {archs[0]} --param {archs[0]}.weights="
-          f"{release.weights_name(archs[0], r0)} --ratios {r0:g} --phi <its phi file> "
-          f"(or {release.weights_name(archs[0], r0, own_phi=False)} with the harness Phi)")
+    r0 = next((r for r in ratios if release.has_own_phi(r)), None)
+    if r0 is not None:
+        print(f"run one with its own Phi: cs-bench run --methods {archs[0]} --param {archs[0]}"
+              f".weights={release.weights_name(archs[0], r0)} --ratios {r0:g} --phi "
+              f"{release.phi_file(r0)}")
+    r1 = ratios[0]
+    print(f"or with the harness Phi: cs-bench run --methods {archs[0]} --param {archs[0]}"
+          f".weights={release.weights_name(archs[0], r1, own_phi=False)} --ratios {r1:g}")
     return 0
 
 

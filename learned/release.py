@@ -206,25 +206,47 @@ def _install_ours(arch, ratio, checkpoint, folder, overwrite, data_dir=None):
                       overwrite=overwrite)
 
 
-def fetch(archs=tuple(ARCHS), ratios=RATIOS, overwrite=True, folder=None, data_dir=None,
+def _up_to_date(name, arch, ratio, folder):
+    """Whether weights ``name`` exist and were converted from the registry's checkpoint."""
+    from . import weights as wt
+
+    path = Path(folder or wt.user_dir()) / (name + wt.SUFFIX)
+    if not path.is_file():
+        return False
+    try:
+        meta = wt.read_meta(path)
+    except CSBenchError:
+        return False
+    return (meta.get("official") or {}).get("checkpoint_sha256") == SHA256.get(
+        checkpoint_path(arch, ratio))
+
+
+def fetch(archs=tuple(ARCHS), ratios=RATIOS, overwrite=False, folder=None, data_dir=None,
           log=print):
-    """Get, check and convert the released models; returns the installed weights names."""
+    """Get, check and convert the released models; returns the weights names. Weights already
+    converted from the registry's checkpoint are kept unless ``overwrite``."""
     from . import weights as wt
     from .official import import_official
 
     names = []
     for arch in archs:
         for r in ratios:
+            wanted = [weights_name(arch, r, own) for own in (True, False)
+                      if own is False or has_own_phi(r)]
+            if not overwrite and all(_up_to_date(n, arch, r, folder) for n in wanted):
+                names += wanted
+                log(f"{', '.join(wanted)}: up to date")
+                continue
             checkpoint = get(checkpoint_path(arch, r))
             if has_own_phi(r):
                 name = weights_name(arch, r)
                 import_official(checkpoint, get(phi_path(r)), get(qinit_path(r)), name, ratio=r,
-                                overwrite=overwrite, folder=folder)
+                                overwrite=True, folder=folder)
                 _mark_source(name, folder)
                 names.append(name)
                 log(f"{name}: the release's Phi and Qinit")
             name = weights_name(arch, r, own_phi=False)
-            _install_ours(arch, r, checkpoint, folder, overwrite, data_dir)
+            _install_ours(arch, r, checkpoint, folder, True, data_dir)
             names.append(name)
             log(f"{name}: harness Phi, Qinit solved on T91")
     log(f"{len(names)} weights in {folder or wt.user_dir()}")
