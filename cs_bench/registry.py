@@ -2,7 +2,9 @@
 
 Every method module is imported here, in :data:`METHOD_MODULES`, so registration can never
 silently miss one (a test checks that every module in ``baselines/`` and ``learned/``
-that registers a method is listed).
+that registers a method is listed). Methods from outside the package (plugin files,
+``$CS_BENCH_PLUGINS``, the ``cs_bench.methods`` entry points) come in through
+:mod:`cs_bench.plugins`, after the built-in ones.
 
 >>> "ista-wavelet" in list_methods()
 True
@@ -14,6 +16,7 @@ cs_bench.errors.CSBenchError: unknown method 'ista-wavlet' (did you mean 'ista-w
 
 import importlib
 
+from . import plugins as _plugins  # noqa: F401 - lets --jobs workers import plugin modules
 from .errors import CSBenchError, unknown_name
 
 _REGISTRY = {}
@@ -28,15 +31,23 @@ METHOD_MODULES = [
     "cs_bench.learned.models",
 ]
 
+_builtin_loaded = False
 _loaded = False
 
 
 def register(name):
-    """Class decorator registering a :class:`~cs_bench.method.Method` under ``name``."""
+    """Class decorator registering a :class:`~cs_bench.method.Method` under ``name``.
+
+    Defining the same class again (same module and name: a notebook cell run twice, a
+    reloaded plugin) replaces it; another class taking a registered name is an error.
+    """
 
     def deco(cls):
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise RuntimeError(f"method name '{name}' registered twice")
+        old = _REGISTRY.get(name)
+        if old is not None and old is not cls and (old.__module__, old.__qualname__) != (
+                cls.__module__, cls.__qualname__):
+            raise CSBenchError(f"method name '{name}' is already registered by "
+                               f"{old.__module__}.{old.__qualname__}; pick another name")
         cls.name = name
         _REGISTRY[name] = cls
         return cls
@@ -44,13 +55,26 @@ def register(name):
     return deco
 
 
-def _load_all():
-    global _loaded
-    if _loaded:
+def load_builtin():
+    """Import every module of :data:`METHOD_MODULES` (once)."""
+    global _builtin_loaded
+    if _builtin_loaded:
         return
     for mod in METHOD_MODULES:
         importlib.import_module(mod)  # a listed module that fails to import is an error
+    _builtin_loaded = True
+
+
+def _load_all():
+    """The built-in methods, then ``$CS_BENCH_PLUGINS`` and entry points (once)."""
+    global _loaded
+    if _loaded:
+        return
+    load_builtin()
     _loaded = True
+    from .plugins import load_environment
+
+    load_environment()
 
 
 def list_methods(family=None):
