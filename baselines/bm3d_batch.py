@@ -1,0 +1,371 @@
+"""BM3D over a batch of images in one vectorised call (numpy + torch on the CPU).
+
+K. Dabov, A. Foi, V. Katkovnik, K. Egiazarian, "Image denoising by sparse 3-D transform-domain
+collaborative filtering", IEEE Trans. Image Processing 16(8):2080-2095, 2007, in its symbols.
+Every image z of the batch (shape B x H x W, [0, 1] scale) has its own noise std sigma_b; a
+33 x 33 block of the compressive-sensing harness is one image of the batch, so the blocks of
+an image (or of many images) are denoised together and no Python loop runs over them.
+
+Step 1 (basic estimate, hard thresholding). For every reference patch Z_xR (N1 x N1, every
+``step`` pixels, the last row and column included) the group S_xR^ht holds the positions x
+with the normalised distance
+
+    d(Z_xR, Z_x) = ||Z_xR - Z_x||_2^2 / N1^2 <= tau_match^ht                    (paper Eq. 5)
+
+(the N2^ht nearest, the reference first). The group's 3-D spectrum is the 2-D transform T2D
+of each patch followed by the 1-D Haar transform T1D across the group, whose size is the
+largest power of two <= |S| (Haar needs it). Hard thresholding Y = T3D^-1(Upsilon(T3D(Z_S)))
+with Upsilon(c) = c if |c| > lambda_3D sigma else 0 (Eq. 7-8) gives the patch estimates,
+each group weighted by w^ht = 1 / (sigma^2 N_har) (N_har: coefficients kept, Eq. 10).
+
+Step 2 (final estimate, Wiener filtering). Groups are matched on the basic estimate
+(tau_match^wie, N2^wie); the empirical Wiener shrinkage of the noisy group's spectrum
+W = |T3D(Y^basic_S)|^2 / (|T3D(Y^basic_S)|^2 + mu^2 sigma^2) (Eq. 11, mu^2 = 1) gives the
+estimates, weighted by w^wie = 1 / (sigma^2 ||W||_2^2) (Eq. 12).
+
+Aggregation (Eq. 9, 13): every estimate is multiplied by its group weight and the 2-D Kaiser
+window (beta = 2), summed over all groups and divided by the summed weights.
+
+Transforms. T2D is separable, A X A^T with the 8-point matrix A of the paper's choice:
+bior1.5 (full dyadic decomposition, periodic extension, rows normalised to unit norm as in
+the authors' code, inverse = A^-1) in step 1 and the orthonormal DCT-II in step 2; T1D is the
+orthonormal Haar transform. With unit-norm rows every coefficient of white noise has std
+sigma, so the thresholds lambda_3D sigma and mu^2 sigma^2 apply to all coefficients.
+
+Search window. Inside an image whose patch grid fits a window (H - N1 + 1 <= N_S, which is
+the case for a 33 x 33 block: 26 <= 39) every patch is a candidate (exact all-pairs
+distances by one batched matrix product). In a larger image the window is N_S x N_S patch
+positions centred on the reference; candidates outside the image are dropped (near the
+border the window is smaller than in the reference package, which shifts it inside).
+
+Profiles (the ``bm3d`` package's names): "np" is the paper's normal profile (N1 = 8,
+N2^ht = 16, N2^wie = 32, N_step = 3, N_S = 39, tau_match^ht = 3000 as in the package
+(the paper: 2500), tau_match^wie = 400, lambda_3D = 2.7); "lc" is the package's
+low-complexity one (N_step^ht = 6, N_step^wie = 5, N_S = 25, N2^wie = 16).
+
+:func:`bm3d_batch` returns the estimate and, on request, the block matching it used, which
+can be passed back to denoise a nearby input with the same groups (D-AMP's divergence probe).
+
+>>> rng = np.random.default_rng(0)
+>>> clean = np.tile(np.linspace(0.2, 0.8, 33), (2, 33, 1))          # two 33 x 33 ramps
+>>> noisy = clean + 0.1 * rng.standard_normal(clean.shape)
+>>> out = bm3d_batch(noisy, 0.1)
+>>> out.shape, bool(np.mean((out - clean) ** 2) < np.mean((noisy - clean) ** 2) / 4)
+((2, 33, 33), True)
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cs_bench.errors import CSBenchError
+
+
+@dataclass(frozen=True)
+class Profile:
+    """BM3D parameters (paper Sec. V / the package's profile of the same name)."""
+
+    n1: int = 8  # patch side N1 (both steps)
+    step_ht: int = 3  # N_step, step 1
+    n2_ht: int = 16  # N2^ht: maximum group size, step 1
+    window_ht: int = 39  # N_S, step 1 (patch positions per side)
+    tau_ht: float = 3000.0  # tau_match^ht, on the 0-255 scale, per pixel (Eq. 5)
+    lambda_3d: float = 2.7  # lambda_3D
+    step_wie: int = 3
+    n2_wie: int = 32
+    window_wie: int = 39
+    tau_wie: float = 400.0
+    mu2: float = 1.0  # mu^2 of the Wiener shrinkage
+    beta: float = 2.0  # Kaiser window parameter
+    transform_ht: str = "bior1.5"  # 2-D transform of step 1 (bior1.5 or dct)
+    sigma_high: float = 40.0  # above this sigma (0-255) step 1 matches prefiltered spectra
+    lambda_2d: float = 2.0  # lambda_2D of the prefilter (Eq. 6), sigma > sigma_high
+    tau_ht_high: float = 5000.0  # tau_match^ht for sigma > sigma_high
+
+
+PROFILES = {
+    "np": Profile(),
+    "lc": Profile(step_ht=6, window_ht=25, step_wie=5, n2_wie=16, window_wie=25),
+}
+
+
+def get_profile(name):
+    """The profile ``name`` (np, lc)."""
+    if isinstance(name, Profile):
+        return name
+    key = str(name).lower()
+    if key not in PROFILES:
+        raise CSBenchError(f"BM3D profile '{name}' unknown; valid: {', '.join(sorted(PROFILES))}")
+    return PROFILES[key]
+
+
+# ---------------------------------------------------------------------------- transforms
+def dct_matrix(n):
+    """Orthonormal DCT-II matrix (rows are the basis functions)."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    A = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    A[0] /= np.sqrt(2.0)
+    return A
+
+
+def wavelet_matrix(n, name="bior1.5"):
+    """Full dyadic decomposition of length-n signals (periodic), rows scaled to unit norm."""
+    import warnings
+
+    import pywt
+
+    levels = int(np.log2(n))
+    cols = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pywt warns that the filter is longer than the signal
+        for e in np.eye(n):
+            cols.append(np.concatenate(pywt.wavedec(e, name, mode="periodization", level=levels)))
+    A = np.array(cols).T
+    return A / np.linalg.norm(A, axis=1, keepdims=True)
+
+
+def haar_matrix(s):
+    """Orthonormal Haar transform of length s (a power of two), full decomposition."""
+    H = np.ones((1, 1))
+    while H.shape[0] < s:
+        n = H.shape[0]
+        H = np.vstack([np.kron(H, [1.0, 1.0]), np.kron(np.eye(n), [1.0, -1.0])]) / np.sqrt(2.0)
+    return H
+
+
+def transform_pair(name, n):
+    """(A, A^-1) for the 2-D transform ``name`` (bior1.5 or dct) on n x n patches."""
+    if name == "dct":
+        A = dct_matrix(n)
+        return A, A.T
+    if name == "bior1.5":
+        A = wavelet_matrix(n, "bior1.5")
+        return A, np.linalg.inv(A)
+    raise CSBenchError(f"BM3D 2-D transform '{name}' unknown; valid: bior1.5, dct")
+
+
+def _t2d(P, A):
+    """A X A^T for every n x n patch in P (..., n, n)."""
+    return np.matmul(np.matmul(A, P), A.T)
+
+
+# ---------------------------------------------------------------------------- patches
+def _patches(Z, n1):
+    """All n1 x n1 patches of every image: (B, P*Q, n1, n1), raster order of positions."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    B, H, W = Z.shape
+    V = sliding_window_view(Z, (n1, n1), axis=(1, 2))  # B x P x Q x n1 x n1
+    return np.ascontiguousarray(V).reshape(B, (H - n1 + 1) * (W - n1 + 1), n1, n1)
+
+
+def _refs(P, Q, step):
+    """Flat positions of the reference patches: every ``step``, last row and column included."""
+    rows = np.unique(np.r_[np.arange(0, P, step), P - 1])
+    cols = np.unique(np.r_[np.arange(0, Q, step), Q - 1])
+    return (rows[:, None] * Q + cols[None, :]).ravel(), rows, cols
+
+
+def _match(Z, n1, step, window, n2, tau, feats=None):
+    """Block matching (Eq. 5) on every image of Z (B x H x W); ``tau``: one per image.
+
+    ``feats`` (B x PQ x n1^2) replaces the patches as the vectors compared (Eq. 6's
+    prefiltered 2-D spectra) when the whole image is the search window.
+
+    Returns (refs (R,), idx (B, R, k) flat positions nearest first, size (B, R) group sizes:
+    the largest power of two <= min(n2, number of positions with distance <= tau)).
+    """
+    import torch
+
+    B, H, W = Z.shape
+    P, Q = H - n1 + 1, W - n1 + 1
+    refs, rows, cols = _refs(P, Q, step)
+    cap = np.asarray(tau, dtype=np.float64) * n1 * n1  # total squared distance, Z scale
+    cap = torch.from_numpy(np.broadcast_to(cap, (B,)).copy())[:, None, None]
+    if P <= window and Q <= window:
+        if feats is None:
+            feats = _patches(Z, n1).reshape(B, P * Q, n1 * n1)
+        X = torch.from_numpy(np.ascontiguousarray(feats))
+        sq = (X * X).sum(-1)  # B x PQ
+        Xr = X[:, refs]
+        D = sq[:, refs, None] + sq[:, None, :] - 2 * torch.bmm(Xr, X.transpose(1, 2))
+        D.clamp_(min=0)
+        D[:, np.arange(len(refs)), refs] = -1.0  # the reference itself comes first
+        k = min(n2, P * Q)
+        dist, pos = torch.topk(D, k, dim=2, largest=False, sorted=True)
+    else:
+        dist, pos = _match_window(Z, n1, rows, cols, window, n2)
+    count = (dist <= cap).sum(-1).clamp(min=1).numpy()
+    size = (2 ** np.floor(np.log2(np.minimum(count, n2)))).astype(np.int64)
+    return refs, pos.numpy(), size
+
+
+def _match_window(Z, n1, rows, cols, window, n2):
+    """Windowed block matching in large images: the N_S x N_S positions centred on each ref.
+
+    For every displacement (dy, dx) the squared difference image is box-summed over n1 x n1
+    (cumulative sums) and read at the reference positions; displacements leading outside
+    the image give an infinite distance.
+    """
+    import torch
+
+    B, H, W = Z.shape
+    P, Q = H - n1 + 1, W - n1 + 1
+    h = window // 2
+    offs = np.arange(-h, h + 1)
+    R = len(rows) * len(cols)
+    D = np.full((B, len(offs), len(offs), len(rows), len(cols)), np.inf, dtype=np.float32)
+    Zf = Z.astype(np.float32)
+    for a, dy in enumerate(offs):
+        # rows y of reference patches for which y + dy is a valid position
+        ry = rows[(rows + dy >= 0) & (rows + dy < P)]
+        if len(ry) == 0:
+            continue
+        ia = np.searchsorted(rows, ry)
+        for c, dx in enumerate(offs):
+            x0, x1 = max(0, -dx), min(W, W - dx)  # columns where both x and x + dx exist
+            y0, y1 = max(0, -dy), min(H, H - dy)
+            diff = Zf[:, y0:y1, x0:x1] - Zf[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx]
+            S = np.zeros((B, y1 - y0 + 1, x1 - x0 + 1), dtype=np.float32)
+            np.cumsum(np.cumsum(diff * diff, axis=1), axis=2, out=S[:, 1:, 1:])
+            rx = cols[(cols + dx >= 0) & (cols + dx < Q)]
+            ib = np.searchsorted(cols, rx)
+            yy = (ry - y0)[:, None]
+            xx = (rx - x0)[None, :]
+            box = (S[:, yy + n1, xx + n1] - S[:, yy, xx + n1] - S[:, yy + n1, xx] + S[:, yy, xx])
+            D[:, a, c][:, ia[:, None], ib[None, :]] = np.maximum(box, 0)
+    D = torch.from_numpy(D.reshape(B, len(offs) ** 2, R).transpose(0, 2, 1).copy())
+    D[:, :, h * len(offs) + h] = -1.0  # the reference itself (offset 0) first
+    dist, k = torch.topk(D, min(n2, len(offs) ** 2), dim=2, largest=False, sorted=True)
+    dy = torch.from_numpy(offs)[k // len(offs)]
+    dx = torch.from_numpy(offs)[k % len(offs)]
+    ref_r = torch.from_numpy(np.repeat(rows, len(cols)))[None, :, None]
+    ref_c = torch.from_numpy(np.tile(cols, len(rows)))[None, :, None]
+    pos = (ref_r + dy) * Q + (ref_c + dx)
+    return dist, pos
+
+
+# ---------------------------------------------------------------------------- filtering
+def _groups(refs, idx, size, PQ):
+    """For each group size s: (global positions (n, s), image index (n,), s)."""
+    B, R, _ = idx.shape
+    out = []
+    for s in np.unique(size):
+        b, r = np.nonzero(size == s)
+        g = idx[b, r, :s] + (b * PQ)[:, None]
+        out.append((g, b, int(s)))
+    return out
+
+
+def _aggregate(num, den, shape, n1, kaiser):
+    """Fold per-position sums of weighted patch estimates into images (Eq. 9, 13)."""
+    B, H, W = shape
+    P, Q = H - n1 + 1, W - n1 + 1
+    num = num.reshape(B, P, Q, n1, n1)
+    den = den.reshape(B, P, Q)
+    N = np.zeros(shape)
+    Dn = np.zeros(shape)
+    for u in range(n1):
+        for v in range(n1):
+            N[:, u:u + P, v:v + Q] += kaiser[u, v] * num[:, :, :, u, v]
+            Dn[:, u:u + P, v:v + Q] += kaiser[u, v] * den
+    return N, Dn
+
+
+def _step(Z, C_noisy, C_pilot, groups, sigma, prof, A_inv, wiener, shape):
+    """One BM3D step over all groups: hard thresholding (wiener=False) or Wiener filtering."""
+    import torch
+
+    n1 = prof.n1
+    B, H, W = shape
+    PQ_total = B * (H - n1 + 1) * (W - n1 + 1)
+    num = torch.zeros(PQ_total, n1 * n1, dtype=torch.float64)
+    den = torch.zeros(PQ_total, dtype=torch.float64)
+    for g, b, s in groups:
+        Hs = haar_matrix(s)
+        sb = sigma[b][:, None, None]  # n x 1 x 1
+        spec = np.matmul(Hs, C_noisy[g])  # n x s x n1^2: T1D over the group of T2D patches
+        if not wiener:
+            keep = np.abs(spec) > prof.lambda_3d * sb  # Eq. 7-8
+            spec = spec * keep
+            n_har = keep.sum(axis=(1, 2))
+            w = np.where(n_har >= 1, 1.0 / (sigma[b] ** 2 * np.maximum(n_har, 1)), 1.0)  # Eq. 10
+        else:
+            pilot = np.matmul(Hs, C_pilot[g])
+            p2 = pilot * pilot
+            Wt = p2 / (p2 + prof.mu2 * sb * sb)  # Eq. 11
+            spec = spec * Wt
+            w = 1.0 / (sigma[b] ** 2 * np.maximum(np.sum(Wt * Wt, axis=(1, 2)), 1e-12))  # Eq. 12
+        est = np.matmul(Hs.T, spec).reshape(-1, s, n1, n1)
+        est = _t2d(est, A_inv).reshape(-1, s, n1 * n1) * w[:, None, None]
+        idx = torch.from_numpy(g.ravel())
+        num.index_add_(0, idx, torch.from_numpy(est.reshape(-1, n1 * n1)))
+        den.index_add_(0, idx, torch.from_numpy(np.repeat(w, s)))
+    kaiser = np.outer(np.kaiser(n1, prof.beta), np.kaiser(n1, prof.beta))
+    N, Dn = _aggregate(num.numpy(), den.numpy(), shape, n1, kaiser)
+    return np.where(Dn > 0, N / np.where(Dn > 0, Dn, 1.0), Z)
+
+
+def bm3d_batch(Z, sigma, profile="np", stages="all", matches=None, return_matches=False):
+    """BM3D of every image in Z (B x H x W, or one H x W image) at noise std ``sigma``.
+
+    ``sigma``: a number or one per image (same scale as Z); an image with sigma <= 0 is
+    returned unchanged. ``stages``: "all" (steps 1 and 2) or "ht" (step 1 only).
+    ``matches``: the block matching returned by an earlier call with ``return_matches=True``
+    (same shapes); it is reused instead of matching on this input.
+    """
+    import torch
+
+    prof = get_profile(profile)
+    if stages not in ("all", "ht"):
+        raise CSBenchError(f"BM3D stages '{stages}' unknown; valid: all, ht")
+    Z = np.asarray(Z, dtype=np.float64)
+    single = Z.ndim == 2
+    if single:
+        Z = Z[None]
+    if Z.ndim != 3 or min(Z.shape[1:]) < prof.n1:
+        raise CSBenchError(f"BM3D needs images of at least {prof.n1} x {prof.n1} pixels, "
+                           f"got shape {Z.shape}")
+    B, H, W = Z.shape
+    sig = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (B,)).copy()
+    live = sig > 0
+    sig_safe = np.where(live, sig, 1.0)
+    n1 = prof.n1
+    PQ = (H - n1 + 1) * (W - n1 + 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tau = lambda t: t / 255.0 ** 2  # per-pixel threshold on the [0, 1] scale
+        A, A_inv = transform_pair(prof.transform_ht, n1)
+        C = _t2d(_patches(Z, n1), A).reshape(B * PQ, n1 * n1)
+        if matches is None:
+            # sigma > 40 (0-255): the paper's Eq. 6, distances between 2-D spectra hard-
+            # thresholded at lambda_2D sigma, and the larger tau_match of its sigma > 40 row
+            high = sig_safe * 255.0 > prof.sigma_high
+            tau_b = np.where(high, prof.tau_ht_high, prof.tau_ht)
+            feats = C.reshape(B, PQ, n1 * n1)
+            if high.any():
+                thr = np.where(high, prof.lambda_2d * sig_safe, 0.0)[:, None, None]
+                feats = feats * (np.abs(feats) > thr)
+            m_ht = _match(Z, n1, prof.step_ht, prof.window_ht, prof.n2_ht, tau(tau_b), feats)
+        else:
+            m_ht = matches[0]
+        basic = _step(Z, C, None, _groups(*m_ht, PQ), sig_safe, prof, A_inv, False, Z.shape)
+        out, m_wie = basic, None
+        if stages == "all":
+            if matches is None:
+                m_wie = _match(basic, n1, prof.step_wie, prof.window_wie, prof.n2_wie,
+                               tau(prof.tau_wie))
+            else:
+                m_wie = matches[1]
+            D, D_inv = transform_pair("dct", n1)
+            Cz = _t2d(_patches(Z, n1), D).reshape(B * PQ, n1 * n1)
+            Cb = _t2d(_patches(basic, n1), D).reshape(B * PQ, n1 * n1)
+            out = _step(Z, Cz, Cb, _groups(*m_wie, PQ), sig_safe, prof, D_inv, True, Z.shape)
+    finally:
+        torch.set_num_threads(threads)
+    out = np.where(live[:, None, None], out, Z)
+    if single:
+        out = out[0]
+    return (out, (m_ht, m_wie)) if return_matches else out
