@@ -246,8 +246,10 @@ def _add_optional_commands(sub, module):
     mod.add_commands(sub)
 
 
-#: OSErrors the machine causes (full disk, quota, read-only or forbidden place), not bugs
-_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+#: OSErrors the machine or a setting causes (full disk, quota, read-only or forbidden place,
+#: a file where a folder must be, a name too long), not bugs
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                       errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENAMETOOLONG}
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM (``timeout``, schedulers, container stops): answered as Ctrl-C is."""

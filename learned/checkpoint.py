@@ -90,6 +90,18 @@ def read_state(path):
 
 def load(path, net, opt):
     """Restore ``net``, ``opt`` and the RNG states from ``path``; returns (state, perm)."""
+    try:
+        return _load(path, net, opt)
+    except CSBenchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - missing entries, wrong shapes: a damaged file
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise CSBenchError(f"{path}: damaged training checkpoint ({type(exc).__name__}"
+                           f"{': ' + first if first else ''}); delete the run folder or "
+                           f"start again with --force") from None
+
+
+def _load(path, net, opt):
     from safetensors.torch import load_file
 
     state = read_state(path)

@@ -19,7 +19,7 @@ import dataclasses
 from cs_bench.errors import CSBenchError
 
 from . import weights as wt
-from .nets import ARCH_OF
+from .spec import ARCH_OF
 from .runtime import DEVICES, PRECISIONS
 from .train import PROFILES, SCHEDULES, TrainConfig, parse_duration
 from .trainset import Recipe
@@ -129,8 +129,48 @@ _CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
              "threads": "threads"}
 
 
+#: the longest weights / run name (a file name with its suffix stays under 255 bytes)
+MAX_NAME = 200
+
+
+def check_train_args(args):
+    """Refuse, in one line and before any work, numbers and names ``train`` cannot use."""
+    import math
+
+    from cs_bench.sensing import check_ratio
+
+    check_ratio(args.ratio)
+    for opt, lo in (("threads", 1), ("epochs", 1), ("batch", 1), ("blocks", 1),
+                    ("val_blocks", 1), ("phases", 1), ("nf", 1), ("max_steps", 1),
+                    ("epoch_blocks", 1), ("checkpoint_every", 0), ("seed", 0),
+                    ("trainset_seed", 0)):
+        v = getattr(args, opt, None)
+        if v is not None and v < lo:
+            raise CSBenchError(f"--{opt.replace('_', '-')} {v}: give an integer >= {lo}")
+    for opt, positive in (("lr", True), ("mu_lr", True), ("gamma", False)):
+        v = getattr(args, opt, None)
+        if v is not None and not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
+            raise CSBenchError(f"--{opt.replace('_', '-')} {v}: give a finite number "
+                               + ("> 0" if positive else ">= 0"))
+    name = getattr(args, "name", None)
+    if name is not None:
+        check_name(name)
+    if getattr(args, "phi_path", None):
+        from cs_bench.phifile import load_phi
+
+        load_phi(args.phi_path)
+
+
+def check_name(name):
+    """A weights name usable as a file name: 1-200 characters, no path separators."""
+    if not name or len(name) > MAX_NAME or "/" in name or "\\" in name or name in (".", ".."):
+        raise CSBenchError(f"--name '{name[:40]}{'…' if len(name) > 40 else ''}': give 1 to "
+                           f"{MAX_NAME} characters without '/' (a file name)")
+
+
 def config_from_args(args):
     """A :class:`TrainConfig` from parsed ``train`` arguments (the checkpoint's on --resume)."""
+    check_train_args(args)
     given = {field: getattr(args, a) for a, field in _CFG_ARGS.items()
              if getattr(args, a, None) is not None}
     given["force"] = bool(getattr(args, "force", False))
@@ -259,8 +299,20 @@ def cmd_weights_fetch(args):
 
 
 def cmd_import_official(args):
+    import math
+
+    from cs_bench.phifile import load_phi, read_matrix
+    from cs_bench.sensing import check_ratio
+
     from .official import import_official
 
+    check_name(args.name)
+    if args.ratio is not None:
+        if not math.isfinite(args.ratio):
+            raise CSBenchError(f"ratio {args.ratio} is out of range; give a value in (0, 1]")
+        check_ratio(args.ratio)
+    load_phi(args.phi)  # sparse, complex, text ...: one line before the checkpoint is read
+    read_matrix(args.qinit, "Qinit", "Qinit")
     path = import_official(args.checkpoint, args.phi, args.qinit, args.name, ratio=args.ratio,
                            overwrite=args.force)
     print(f"imported '{args.name}' -> {path}\nevaluate with: cs-bench run --methods ista-net "
@@ -270,8 +322,13 @@ def cmd_import_official(args):
 
 
 def cmd_export_official(args):
+    from pathlib import Path
+
     from .official import export_official
 
+    if Path(args.dir).exists() and not Path(args.dir).is_dir():
+        raise CSBenchError(f"cannot write into {args.dir}: it is a file, not a folder; give a "
+                           f"folder (created if missing)")
     for p in export_official(args.name, args.dir):
         print(p)
     return 0

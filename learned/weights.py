@@ -38,6 +38,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ import numpy as np
 from cs_bench.config import cache_dir
 from cs_bench.errors import WeightsError
 
-from .nets import ARCH_OF, UNROLLED
+from .spec import ARCH_OF, UNROLLED
 
 FORMAT = "cs-bench-weights"
 FORMAT_VERSION = 1
@@ -71,10 +72,9 @@ def user_dir():
 def default_name(method, ratio, phases=None, nf=None):
     """The weights name the harness looks for when ``weights`` is not given
     (``phases`` / ``nf`` None mean 9 / 32)."""
-    name = f"{method}_r{float(ratio):g}"
-    if ARCH_OF.get(method) in UNROLLED:
-        name += f"_np{int(phases or 9)}_nf{int(nf or 32)}"
-    return name
+    from .spec import weights_name
+
+    return weights_name(method, ratio, phases, nf)
 
 
 def check_name(name):
@@ -114,8 +114,22 @@ def _atomic_write(path, write):
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:  # on disk before the rename: a full disk shows here
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
         os.replace(tmp, path)
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        Path(tmp).unlink(missing_ok=True)
+        # a writer that reports the system's error in its own type (safetensors: "No space
+        # left on device (os error 28)") is answered as that OSError: full disk, quota
+        code = re.search(r"os error (\d+)", str(exc))
+        if code:
+            n = int(code.group(1))
+            raise OSError(n, os.strerror(n), str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -181,8 +195,9 @@ def read_index(folder):
         data = json.loads(p.read_text())
         return dict(data.get("files", {}))
     except (OSError, ValueError, AttributeError):
-        raise WeightsError(f"{p}: the weights index is not valid JSON; restore it or delete it "
-                           f"(user folder) to rebuild it with 'cs-bench weights list'") from None
+        raise WeightsError(f"{p}: the weights index is not valid JSON; restore it from a copy, "
+                           f"or delete it (user folder) and train or import the weights again "
+                           f"(files not in an index load unchecked)") from None
 
 
 def write_index(folder, files):

@@ -612,3 +612,458 @@ def test_a_method_failing_on_one_image(flaky, tmp_path, monkeypatch, capsys):
     assert "Failures:" in std.out
     assert cli.main(argv) == 1
     assert flaky == ["text", "page", "coins", "page"]  # the failure was not cached
+
+
+# == issue 21: a hostile probe's cases ======================================================
+# Each case runs in-process through cs_bench.cli.main (no torch import per case). Files are
+# made once per module in ``probe_files``.
+@pytest.fixture(scope="module")
+def probe_files(root):
+    import scipy.sparse
+    import tifffile
+    from scipy.io import savemat
+
+    d = root / "probe"
+    d.mkdir()
+    rng = np.random.default_rng(2)
+    f = {"dir": d}
+    imgs = d / "images"
+    imgs.mkdir()
+    Image.fromarray((rng.random((40, 40)) * 255).astype(np.uint8)).save(imgs / "a.png")
+    f["imgs"] = imgs
+    tifs = d / "tifs"
+    tifs.mkdir()
+    tifffile.imwrite(tifs / "float.tif", rng.random((40, 40)) * 1000)
+    tifffile.imwrite(tifs / "ok.tif", (rng.random((40, 40)) * 255).astype(np.uint8))
+    f["tifs"] = tifs
+    tiny = d / "tiny"
+    tiny.mkdir()
+    Image.fromarray((rng.random((5, 6)) * 255).astype(np.uint8)).save(tiny / "tiny.png")
+    f["tiny"] = tiny
+    phi = np.linalg.qr(rng.standard_normal((1089, 1089)))[0][:109]
+    np.save(d / "phi_ok.npy", phi)
+    np.save(d / "phi_complex.npy", phi + 1j * phi)
+    np.save(d / "phi_huge.npy", phi * 1e200)
+    np.save(d / "phi_zero.npy", np.zeros((109, 1089)))
+    np.save(d / "phi_string.npy", np.array(["a", "b"]))
+    np.save(d / "phi_struct.npy", np.zeros(3, dtype=[("a", "f8"), ("b", "i4")]))
+    np.savez(d / "phi_npz.npz", phi=phi)
+    shutil.copy(d / "phi_npz.npz", d / "phi_npz.npy")
+    savemat(d / "phi_sparse.mat", {"phi": scipy.sparse.csr_matrix(phi)})
+    savemat(d / "phi_struct.mat", {"phi": {"a": 1.0, "b": 2.0}})
+    savemat(d / "phi_cell.mat", {"phi": np.array([[1.0], "x"], dtype=object)})
+    savemat(d / "phi_char.mat", {"phi": "hello"})
+    savemat(d / "qinit_sparse.mat", {"Qinit": scipy.sparse.csr_matrix(phi.T)})
+    savemat(d / "phi_ok.mat", {"phi": phi})
+    (d / "a_file").write_text("a file, not a folder")
+    return f
+
+
+def _r(*extra):
+    return ["run", "--methods", "min-norm", "--ratios", "0.1", "--images", "text", "--quiet",
+            *extra]
+
+
+def _probe_cases(f):
+    """case id -> (argv, extra env, exit code, needles of the one stderr line)."""
+    d = f["dir"]
+    phi = {k: str(d / k) for k in ("phi_complex.npy", "phi_huge.npy", "phi_zero.npy",
+                                   "phi_string.npy", "phi_struct.npy", "phi_npz.npy",
+                                   "phi_sparse.mat", "phi_struct.mat", "phi_cell.mat",
+                                   "phi_char.mat")}
+    folder = ["run", "--methods", "min-norm", "--ratios", "0.1", "--quiet"]
+    tiny_train = ["train", "ista-net", "--ratio", "0.25", *TINY, "--out", str(d / "never")]
+    imp = ["import-official", "--checkpoint", str(d / "none.pkl"), "--phi",
+           str(d / "phi_ok.mat"), "--qinit", str(d / "qinit_sparse.mat"), "--name", "x"]
+    return {
+        # item 2: --out
+        "out-device": (_r("--out", "/dev/null"), {}, 2, ["cannot write /dev/null",
+                                                        "character device"]),
+        "out-is-an-input-image": (folder + ["--dataset", str(f["imgs"]), "--out",
+                                            str(f["imgs"] / "a.png")], {}, 2,
+                                  ["a.png: it is an input of this run"]),
+        "out-is-the-phi": (_r("--phi", str(d / "phi_ok.npy"), "--markdown",
+                              str(d / "phi_ok.npy")), {}, 2, ["an input of this run"]),
+        "out-equals-markdown": (_r("--out", str(d / "same"), "--markdown", str(d / "same")), {},
+                                2, ["--out and --markdown name the same file"]),
+        # item 3: NaN parameters, complex or overflowing Phi
+        "param-nan": (["run", "--methods", "tval3", "--param", "tval3.mu=nan"], {}, 2,
+                      ["parameter tval3.mu: nan is not a finite number"]),
+        "param-inf": (["run", "--methods", "tval3", "--param", "tval3.mu=inf"], {}, 2,
+                      ["parameter tval3.mu: inf is not a finite number"]),
+        "phi-complex": (_r("--phi", phi["phi_complex.npy"]), {}, 2,
+                        ["Phi is complex (complex128); give a real matrix"]),
+        "phi-huge": (_r("--phi", phi["phi_huge.npy"]), {}, 2,
+                     ["Phi's entries are too large", "overflow"]),
+        "phi-zero": (_r("--phi", phi["phi_zero.npy"]), {}, 2, ["Phi is all zeros"]),
+        # item 4: --jobs
+        "jobs-negative-zero-workers": (_r("--jobs", "0"), {}, 2, ["--jobs 0 means no workers"]),
+        # item 8: bad files and settings
+        "phi-sparse-mat": (_r("--phi", phi["phi_sparse.mat"]), {}, 2,
+                           ["Phi is a sparse matrix", "full(phi)"]),
+        "phi-struct-mat": (_r("--phi", phi["phi_struct.mat"]), {}, 2, ["Phi is a struct"]),
+        "phi-cell-mat": (_r("--phi", phi["phi_cell.mat"]), {}, 2, ["Phi is a cell"]),
+        "phi-char-mat": (_r("--phi", phi["phi_char.mat"]), {}, 2, ["Phi holds text"]),
+        "phi-string-npy": (_r("--phi", phi["phi_string.npy"]), {}, 2, ["Phi holds text"]),
+        "phi-structured-npy": (_r("--phi", phi["phi_struct.npy"]), {}, 2,
+                               ["Phi is a struct / structured array"]),
+        "phi-npz-named-npy": (_r("--phi", phi["phi_npz.npy"]), {}, 2,
+                              ["an .npz archive named .npy"]),
+        "cache-is-a-file": (_r(), {"CS_BENCH_CACHE": str(d / "a_file")}, 2,
+                            ["cannot use the run cache", "CS_BENCH_CACHE", "--no-cache"]),
+        "noise-seed-negative": (_r("--noise-seed", "-1"), {}, 2,
+                                ["--noise-seed -1 is not a seed"]),
+        "phi-seed-negative": (_r("--phi-seed", "-3"), {}, 2, ["--phi-seed -3 is not a seed"]),
+        "train-threads-negative": (tiny_train[:-2] + ["--threads", "-1", "--out",
+                                                      str(d / "never")], {}, 2,
+                                   ["--threads -1: give an integer >= 1"]),
+        "train-lr-nan": (tiny_train + ["--lr", "nan"], {}, 2, ["--lr nan: give a finite number"]),
+        "train-name-too-long": (tiny_train + ["--name", "n" * 300], {}, 2,
+                                ["--name 'nnnn", "1 to 200 characters"]),
+        "train-phi-sparse": (tiny_train + ["--phi", phi["phi_sparse.mat"]], {}, 2,
+                             ["Phi is a sparse matrix"]),
+        "import-qinit-sparse": (imp, {}, 2, ["Qinit is a sparse matrix"]),
+        "import-ratio-above-one": (imp + ["--ratio", "5"], {}, 2, ["ratio 5.0 is out of range"]),
+        "import-ratio-nan": (imp + ["--ratio", "nan"], {}, 2, ["ratio nan is out of range"]),
+        "export-official-to-a-file": (["export-official", "x", str(d / "a_file")], {}, 2,
+                                      ["it is a file, not a folder"]),
+        # item 10
+        "images-empty": (["run", "--methods", "min-norm", "--images", ""], {}, 2,
+                         ["malformed image list ''"]),
+        "ratio-below-one-measurement": (["run", "--methods", "min-norm", "--ratios", "1e-9"],
+                                        {}, 2, ["ratio 1e-9 gives no measurement"]),
+    }
+
+
+PROBE = list(_probe_cases({"dir": Path("/p"), "imgs": Path("/p"), "tifs": Path("/p"),
+                           "tiny": Path("/p")}))
+
+
+@pytest.mark.parametrize("cid", PROBE)
+def test_probe_input_is_one_line(probe_files, cid, monkeypatch, capsys):
+    argv, env, code, needles = _probe_cases(probe_files)[cid]
+    rc, std = _in_process(argv, env, monkeypatch, capsys)
+    assert rc == code, std.err
+    one_line(std.err, *needles)
+    assert std.out == ""
+
+
+def test_out_device_and_input_stay_untouched(probe_files, monkeypatch, capsys):
+    """The refused outputs above: the device is still a device, the image still an image."""
+    import stat
+
+    before = (probe_files["imgs"] / "a.png").read_bytes()
+    _in_process(_probe_cases(probe_files)["out-is-an-input-image"][0], {}, monkeypatch, capsys)
+    assert (probe_files["imgs"] / "a.png").read_bytes() == before
+    _in_process(_r("--out", "/dev/null"), {}, monkeypatch, capsys)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_out_fifo_is_refused(tmp_path, monkeypatch, capsys):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    rc, std = _in_process(_r("--out", str(fifo)), {}, monkeypatch, capsys)
+    assert rc == 2
+    one_line(std.err, "it is a FIFO, not a regular file")
+
+
+def test_atomic_write_keeps_the_file_mode(tmp_path):
+    from cs_bench.export import atomic_write_text
+
+    p = tmp_path / "r.csv"
+    p.write_text("old")
+    os.chmod(p, 0o644)
+    atomic_write_text(p, "new")
+    assert p.read_text() == "new" and (os.stat(p).st_mode & 0o777) == 0o644
+
+
+def test_check_outputs_is_the_early_check_for_every_command(tmp_path):
+    from cs_bench.export import check_outputs
+
+    check_outputs({"--out": tmp_path / "a.csv", "--markdown": None})
+    with pytest.raises(CSBenchError, match="name the same file"):
+        check_outputs({"--out": tmp_path / "a", "--md": tmp_path / "a"})
+    with pytest.raises(CSBenchError, match="cannot write /proc/cs"):
+        check_outputs({"--out": "/proc/cs/x.md"})
+
+
+# -- item 1: cache clear and training runs -----------------------------------------------
+def test_cache_clear_keeps_training_runs_and_methods_empty_is_refused(tmp_path, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache"))
+    ckpt = tmp_path / "cache" / "runs" / "ista-net_r0.25_np9_nf32" / "checkpoint.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"an unfinished training run")
+    assert cli.main(_r()) == 0
+    capsys.readouterr()
+    rc, std = _in_process(["cache", "clear", "--methods", ""], {}, monkeypatch, capsys)
+    assert rc == 2
+    one_line(std.err, "malformed method list ''")
+    from cs_bench.store import Store
+
+    assert Store().count() == 1  # nothing was cleared
+    assert cli.main(["cache", "clear"]) == 0
+    assert "removed 1 cached results" in capsys.readouterr().out
+    assert Store().count() == 0 and ckpt.read_bytes() == b"an unfinished training run"
+
+
+# -- item 3: non-finite reconstructions and image ranges ---------------------------------
+@pytest.fixture
+def diverging():
+    calls = []
+
+    @register("_fm-diverging")
+    class Diverging(Method):
+        def reconstruct(self, problem):
+            calls.append(problem.name)
+            x = problem.to_image(problem.y @ problem.Phi)
+            if problem.name == "page":
+                x[0, 0] = np.nan
+            return x
+
+    yield calls
+    del _REGISTRY["_fm-diverging"]
+
+
+def test_non_finite_reconstruction_fails_its_row_and_is_not_cached(diverging, tmp_path,
+                                                                   monkeypatch, capsys):
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache"))
+    argv = ["run", "--methods", "_fm-diverging", "--ratios", "0.1", "--images", "text,page",
+            "--quiet", "--out", str(tmp_path / "r.csv")]
+    assert cli.main(argv) == 1
+    one_line(capsys.readouterr().err, "1 of 2 reconstructions failed", "_fm-diverging on page",
+             "NaN or Inf in 1 of")
+    df = pd.read_csv(tmp_path / "r.csv").set_index("image")
+    assert pd.isna(df.loc["page", "psnr"]) and np.isfinite(df.loc["text", "psnr"])
+    assert cli.main(argv) == 1
+    assert diverging == ["text", "page", "page"]  # the failure was not cached
+
+
+@pytest.mark.parametrize("case", ["float-above-255", "int16-above-255", "int32-above-255",
+                                  "negative-float", "nan-pixels", "float-unit", "int32-in-range"])
+def test_images_are_read_with_their_real_range_or_refused(tmp_path, case):
+    import tifffile
+
+    rng = np.random.default_rng(3)
+    base = rng.random((20, 20))
+    arr = {"float-above-255": base * 1000, "int16-above-255": (base * 3000).astype(np.int16),
+           "int32-above-255": (base * 70000).astype(np.int32), "negative-float": base - 0.5,
+           "nan-pixels": np.where(base > 0.9, np.nan, base),
+           "float-unit": base.astype(np.float32),
+           "int32-in-range": (base * 255).astype(np.int32)}[case]
+    p = tmp_path / f"{case}.tif"
+    tifffile.imwrite(p, arr)
+    if case == "float-unit":
+        assert np.allclose(read_image(p), arr * 255.0)
+    elif case == "int32-in-range":
+        assert np.array_equal(read_image(p), arr.astype(float))
+    else:
+        with pytest.raises(DataError, match="NaN or Inf|outside the 0-255 scale") as exc:
+            read_image(p)
+        assert "\n" not in str(exc.value)
+
+
+def test_out_of_range_tiff_fails_its_row_in_the_run(probe_files, monkeypatch, capsys):
+    argv = ["run", "--methods", "min-norm", "--ratios", "0.1", "--quiet", "--dataset",
+            str(probe_files["tifs"])]
+    rc, std = _in_process(argv, {}, monkeypatch, capsys)
+    assert rc == 1
+    one_line(std.err, "1 of 2 reconstructions failed", "float.tif: pixel values span",
+             "outside the 0-255 scale")
+
+
+def test_multi_page_tiff_is_named_as_such(tmp_path):
+    import tifffile
+
+    p = tmp_path / "pages.tif"
+    with tifffile.TiffWriter(p) as w:
+        for _ in range(3):
+            w.write(np.zeros((30, 40), np.uint8))
+    with pytest.raises(DataError, match="a TIFF of 3 pages; give one image per file"):
+        read_image(p)
+
+
+def test_image_smaller_than_the_ssim_window_is_said_before_reconstructing(probe_files,
+                                                                        monkeypatch, capsys):
+    argv = ["run", "--methods", "min-norm", "--ratios", "0.1", "--quiet", "--dataset",
+            str(probe_files["tiny"])]
+    rc, std = _in_process(argv, {}, monkeypatch, capsys)
+    assert rc == 1
+    one_line(std.err, "tiny: 5 x 6 pixels", "at least 7 pixels a side")
+
+
+# -- item 4: --jobs capped ----------------------------------------------------------------
+def test_jobs_are_capped_at_tasks_and_cores():
+    from cs_bench.runner import worker_count
+
+    cores = os.cpu_count() or 1
+    assert worker_count(24, 1) == 1
+    assert worker_count(1000, 1000) == cores
+    assert worker_count(-1, 3) == min(3, cores)
+    assert worker_count(-1000, 5) == 1
+    with pytest.raises(CSBenchError, match="--jobs 0"):
+        worker_count(0, 5)
+
+
+def test_jobs_beyond_the_task_count_start_no_idle_workers(monkeypatch):
+    import joblib
+
+    seen = []
+    real = joblib.Parallel.__init__
+
+    def spy(self, n_jobs=None, **kw):
+        seen.append(n_jobs)
+        real(self, n_jobs=n_jobs, **kw)
+
+    monkeypatch.setattr(joblib.Parallel, "__init__", spy)
+    df = run(["min-norm"], "skimage", [0.1], images=["text"], jobs=24, progress=False)
+    assert seen == [1] and df["error"].isna().all()
+
+
+# -- item 6: SIGTERM ----------------------------------------------------------------------
+@pytest.fixture
+def terminated():
+    calls = []
+
+    @register("_fm-sigterm")
+    class Sigterm(Method):
+        def reconstruct(self, problem):
+            calls.append(problem.name)
+            if problem.name == "page" and calls.count("page") == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # what timeout / a scheduler sends
+                time.sleep(1)
+            return problem.to_image(problem.y @ problem.Phi)
+
+    yield calls
+    del _REGISTRY["_fm-sigterm"]
+
+
+def test_sigterm_in_run_is_answered_like_ctrl_c(terminated, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache"))
+    handler = signal.getsignal(signal.SIGTERM)
+    argv = ["run", "--methods", "_fm-sigterm", "--ratios", "0.1", "--images", "text,page",
+            "--quiet", "--out", str(tmp_path / "r.csv")]
+    assert cli.main(argv) == 143
+    one_line(capsys.readouterr().err, "terminated (SIGTERM)", "finished results are cached")
+    assert signal.getsignal(signal.SIGTERM) is handler  # main's handler is gone again
+    assert not (tmp_path / "r.csv").exists()
+    assert cli.main(argv) == 0
+    assert terminated == ["text", "page", "page"]  # text came from the cache
+
+
+# -- item 9: the run cache holds data, never pickles --------------------------------------
+def test_run_cache_never_unpickles(tmp_path, monkeypatch):
+    """A crafted pickle where the old joblib cache kept results is never read, and a forged
+    row of the wrong types in the store is ignored (recomputed, overwritten)."""
+    import json
+    import pickle
+    import sqlite3
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CS_BENCH_CACHE", str(cache))
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    legacy = cache / "runs" / "cs_bench" / "runner" / "_keyed_evaluate" / "x"
+    legacy.mkdir(parents=True)
+    (legacy / "output.pkl").write_bytes(pickle.dumps(Payload()))
+    good = run(["min-norm"], "skimage", [0.1], images=["text"], progress=False)
+    assert not marker.exists()
+    con = sqlite3.connect(cache / "results.sqlite")
+    with con:
+        con.execute("UPDATE results SET value_json = ?",
+                    (json.dumps({"psnr": "99", "ssim": 1.0}),))
+    con.close()
+    again = run(["min-norm"], "skimage", [0.1], images=["text"], progress=False)
+    assert again["psnr"].item() == good["psnr"].item() != 99
+    from cs_bench import runner
+
+    src = Path(runner.__file__).read_text() + (Path(runner.__file__).parent / "store.py").read_text()
+    assert "import pickle" not in src and "pickle.load" not in src and "Memory(" not in src
+
+
+def test_run_cache_key_holds_the_code_hash(monkeypatch, tmp_path):
+    from cs_bench import runner
+
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = runner.evaluate
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(runner, "evaluate", counting)
+    run(["min-norm"], "skimage", [0.1], images=["text"], progress=False)
+    run(["min-norm"], "skimage", [0.1], images=["text"], progress=False)
+    assert len(calls) == 1  # resumed from the cache
+    monkeypatch.setattr(runner, "code_id", lambda m: "edited-source")
+    df = run(["min-norm"], "skimage", [0.1], images=["text"], progress=False)
+    assert len(calls) == 2 and df["code"].item() == "edited-source"
+
+
+# -- item 10: smaller ---------------------------------------------------------------------
+def test_duplicate_ratios_and_methods_give_one_set_of_rows():
+    df = run(["min-norm", "min-norm"], "skimage", [0.1, 0.1, 0.10], images=["text"],
+             progress=False)
+    assert len(df) == 1
+
+
+@pytest.fixture
+def warning_method():
+    @register("_fm-warns")
+    class Warns(Method):
+        def reconstruct(self, problem):
+            import warnings
+
+            warnings.warn("a library's advice", RuntimeWarning)
+            return problem.to_image(problem.y @ problem.Phi)
+
+    yield
+    del _REGISTRY["_fm-warns"]
+
+
+def test_library_warnings_add_no_lines(warning_method, monkeypatch, capsys):
+    rc, std = _in_process(["run", "--methods", "_fm-warns", "--ratios", "0.1", "--images",
+                           "text", "--quiet"], {}, monkeypatch, capsys)
+    assert rc == 0 and std.err == ""
+
+
+def test_damaged_weights_index_names_a_real_fix(tmp_path):
+    (tmp_path / "index.json").write_text("{not json")
+    with pytest.raises(CSBenchError, match="train or import the weights again") as exc:
+        wt.read_index(tmp_path)
+    assert "weights list" not in str(exc.value)
+
+
+def test_damaged_checkpoint_is_one_line(trained, tmp_path):
+    """A checkpoint without its ``rng.torch`` entry, or with a tensor of the wrong shape."""
+    import safetensors.torch
+
+    from cs_bench.learned import checkpoint as ckpt
+    from cs_bench.learned.nets import build
+
+    src = trained.parent.parent / "run_ista" / "checkpoint.safetensors"
+    tensors = safetensors.torch.load_file(str(src))
+    meta = {ckpt.KEY: json_dumps(ckpt.read_state(src))}
+    cases = {"no-rng": {k: v for k, v in tensors.items() if k != "rng.torch"},
+             "wrong-shape": {k: (v[:1] if k.startswith("net.") and v.ndim else v)
+                             for k, v in tensors.items()}}
+    state = ckpt.read_state(src)["config"]
+    for name, t in cases.items():
+        p = tmp_path / f"{name}.safetensors"
+        safetensors.torch.save_file(t, str(p), metadata=meta)
+        net = build("ista-net", 272, phases=1, nf=4)
+        opt = torch.optim.Adam(net.parameters())
+        with pytest.raises(CSBenchError, match="damaged training checkpoint") as exc:
+            ckpt.load(p, net, opt)
+        assert "\n" not in str(exc.value), (name, state)
+
+
+def json_dumps(x):
+    import json
+
+    return json.dumps(x)
