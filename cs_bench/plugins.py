@@ -206,14 +206,18 @@ def method_code_id(cls):
 
     >>> from cs_bench.registry import method_class
     >>> from cs_bench.runner import code_id
-    >>> cls = method_class("min-norm")
-    >>> method_code_id(cls) == code_id(cls.__module__)
+    >>> from cs_bench.registry import list_methods
+    >>> all(method_code_id(method_class(n)) == code_id(method_class(n).__module__)
+    ...     for n in list_methods())
     True
     """
 
     mod = sys.modules.get(cls.__module__)
     file = getattr(mod, "__file__", None)
-    if file and Path(file).is_file() and getattr(mod, cls.__name__, None) is cls:
+    # a module other than __main__ is the same file in every process; __main__ is only where
+    # the class really is in it (a --jobs worker's __main__ is another program)
+    if file and Path(file).is_file() and (cls.__module__ != "__main__"
+                                          or getattr(mod, cls.__name__, None) is cls):
         from .runner import code_id
 
         return code_id(cls.__module__)

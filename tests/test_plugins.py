@@ -50,6 +50,8 @@ def test_doc_example_runs_through_the_cli(tmp_path):
     mine = df[df.method == "mine"].psnr.mean()
     assert mine > df[df.method == "min-norm"].psnr.mean() + 10  # ~28 dB against ~7
     assert df[df.method == "mine"].code.notna().all()  # cached under its source's hash
+    assert main(["plot", str(out)]) == 0  # and its figures, with no edit to the package
+    assert (tmp_path / "mine_psnr_vs_seconds.svg").is_file()
 
 
 BROKEN = "import not_a_module_anywhere\n"
