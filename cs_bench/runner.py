@@ -183,9 +183,9 @@ def _task(store, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cach
 
 
 def _store_reason(exc):
-    if isinstance(exc, OSError):
-        return exc.strerror or str(exc)
-    return str(exc) or type(exc).__name__
+    from .store import _reason, default_path
+
+    return _reason(exc, default_path()) or type(exc).__name__
 
 
 def resolve_images(dataset, data_dir=None, images=None):

@@ -51,8 +51,9 @@ class Store:
                             "method TEXT NOT NULL, code TEXT, key_json TEXT NOT NULL, "
                             "value_json TEXT NOT NULL)")
         except (OSError, sqlite3.Error) as exc:
-            raise CSBenchError(f"cannot use the run cache {self.path}: {_reason(exc)}; set "
-                               f"CS_BENCH_CACHE to a writable folder or pass --no-cache") from None
+            raise CSBenchError(f"cannot use the run cache {self.path}: {_reason(exc, self.path)}; "
+                               f"set CS_BENCH_CACHE to a writable folder or pass --no-cache"
+                               ) from None
 
     def _connect(self):
         con = sqlite3.connect(self.path, timeout=60)
@@ -131,7 +132,17 @@ def _valid(text):
     return value
 
 
-def _reason(exc):
+def _reason(exc, path=None):
+    """The cause in words; SQLite says "disk I/O error" for a full disk, so the free space
+    is looked at."""
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
+    if path is not None:
+        import shutil
+
+        try:
+            if shutil.disk_usage(Path(path).parent).free < 1 << 20:
+                return "No space left on device"
+        except OSError:
+            pass
     return str(exc)

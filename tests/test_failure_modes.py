@@ -1067,3 +1067,116 @@ def json_dumps(x):
     import json
 
     return json.dumps(x)
+
+
+# -- item 5: a real full disk (a small tmpfs; root only) ----------------------------------
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs, and a helper filling it up; skipped where mounting is not allowed."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a tmpfs needs root (a real full disk cannot be made here)")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+
+    def fill():
+        fd = os.open(mnt / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            while True:
+                os.write(fd, b"\0" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    yield mnt, fill
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_real_full_cache_disk_keeps_every_computed_row(small_disk, tmp_path, monkeypatch,
+                                                       capsys):
+    """The cache disk fills up during a run: every computed row is kept (CSV, exit 0) with
+    one warning line; a run started on the full disk is refused before any work."""
+    mnt, fill = small_disk
+    monkeypatch.setenv("CS_BENCH_CACHE", str(mnt / "cache"))
+
+    @register("_fm-fills")
+    class Fills(Method):
+        def reconstruct(self, problem):
+            if not (mnt / "filler").exists():
+                fill()
+            return problem.to_image(problem.y @ problem.Phi)
+
+    try:
+        out = tmp_path / "r.csv"
+        argv = ["run", "--methods", "_fm-fills", "--ratios", "0.1,0.25", "--images",
+                "text,page", "--quiet", "--out", str(out)]
+        rc = cli.main(argv)
+        err = capsys.readouterr().err
+        assert rc == 0, err
+        one_line(err, "warning: 4 of 4 results could not be cached", "No space left",
+                 "a rerun computes them again")
+        df = pd.read_csv(out)
+        assert len(df) == 4 and df["error"].isna().all() and np.isfinite(df["psnr"]).all()
+        assert not [p for p in mnt.rglob("*") if p.name.endswith(".tmp")]
+        rc, std = _in_process(argv, {}, monkeypatch, capsys)
+        if rc == 2:  # SQLite could not even open its journal: refused before any work
+            one_line(std.err, "cannot use the run cache", "No space left on device")
+        else:
+            assert rc == 0
+    finally:
+        del _REGISTRY["_fm-fills"]
+
+
+def test_real_full_disk_on_out_keeps_the_previous_file(small_disk, monkeypatch, capsys):
+    mnt, fill = small_disk
+    out = mnt / "r.csv"
+    out.write_text("the previous results\n")
+    fill()
+    rc, std = _in_process(_r("--out", str(out)), {}, monkeypatch, capsys)
+    assert rc == 2
+    one_line(std.err, f"cannot write {out}: No space left on device")
+    assert out.read_text() == "the previous results\n"
+    assert sorted(p.name for p in mnt.iterdir()) == ["filler", "r.csv"]
+
+
+def test_real_full_disk_while_training_is_one_line(small_disk, monkeypatch, capsys):
+    mnt, fill = small_disk
+    monkeypatch.setenv("CS_BENCH_WEIGHTS", str(mnt / "weights"))
+    fill()
+    rc, std = _in_process(TRAIN + ["--name", "full", "--out", str(mnt / "run")], {},
+                          monkeypatch, capsys)
+    assert rc == 2, std.err
+    one_line(std.err, "No space left on device", "run the same command again")
+    assert not [p for p in mnt.rglob("*.tmp")]
+
+
+def test_sigterm_with_jobs_stops_the_workers(tmp_path, base_env):
+    """``run --jobs 2`` sent SIGTERM, to the main process alone and to its process group:
+    one line, exit 143, and no worker left computing."""
+    env = {**base_env, "CS_BENCH_CACHE": str(tmp_path / "cache")}
+    argv = [sys.executable, "-m", "cs_bench.cli", "run", "--methods", "tval3", "--ratios",
+            "0.1,0.25,0.3", "--jobs", "2", "--quiet", "--param", "tval3.maxit=4000"]
+    for target in ("main", "group"):
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env, start_new_session=True)
+        kids, t0 = [], time.time()
+        while len(kids) < 2 and time.time() - t0 < 120:  # the workers have started
+            time.sleep(0.5)
+            kids = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                  text=True).stdout.split()
+        time.sleep(2)
+        if target == "main":
+            p.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(p.pid, signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 143, err
+        one_line(err, "terminated (SIGTERM)", "finished results are cached")
+        t0 = time.time()
+        while any(os.path.exists(f"/proc/{k}") for k in kids) and time.time() - t0 < 15:
+            time.sleep(0.2)
+        assert not [k for k in kids if os.path.exists(f"/proc/{k}")], target
