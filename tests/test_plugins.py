@@ -203,3 +203,31 @@ def test_code_id_without_source_is_none():
     exec("from cs_bench.method import Method\nclass NoSource(Method):\n"
          "    def reconstruct(self, problem):\n        return 0\n", ns)
     assert plugins.method_code_id(ns["NoSource"]) is None  # never cached
+
+
+# -- cs-bench info ------------------------------------------------------------------------
+def test_info_of_a_plugin_method(tmp_path, capsys):
+    f = tmp_path / "infomine.py"
+    f.write_text(doc_example().replace('"mine"', '"_info-mine"'))
+    try:
+        assert main(["info", "_info-mine", "--plugin", str(f)]) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("_info-mine: classical, scopes block (default)")
+        assert re.search(r"keep\s+float\s+0.5", out) and str(f.name) in out
+    finally:
+        registry._REGISTRY.pop("_info-mine", None)
+
+
+def test_info_of_a_learned_method_lists_its_weights(capsys):
+    pytest.importorskip("torch")
+    assert main(["info", "ista-net"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"phases\s+int\s+-", out)
+    assert "default weights at ratios: " in out and "0.25" in out
+    assert "ista-net_r0.25_np9_nf32" in out and "reconnet_r" not in out
+
+
+def test_info_unknown_method_is_one_line(capsys):
+    assert main(["info", "ista-nett"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "did you mean 'ista-net'" in err[0]
