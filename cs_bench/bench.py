@@ -85,7 +85,8 @@ class _UntrainedLearned:
     def __init__(self, name, ratio, device):
         import torch
 
-        from .learned.nets import ARCH_OF, BlockOperator, build
+        from .learned.nets import BlockOperator
+        from .learned.spec import ARCH_OF, build
         from .sensing import make_phi
 
         from .learned.runtime import default_batch
@@ -188,7 +189,8 @@ def train_throughput(ratio=0.25, steps=20, batch=64, log=print):
     import torch
 
     from .learned.losses import loss_terms
-    from .learned.nets import BlockOperator, build
+    from .learned.nets import BlockOperator
+    from .learned.spec import build
     from .learned.runtime import autocast, bf16_native
     from .sensing import make_phi
 
@@ -346,13 +348,10 @@ def report(df, head, peak, thr, floor, top):
     return "\n".join(lines) + "\n"
 
 
-_PAPER_NAMES = {"tval3": "TVAL3", "nlr-cs": "NLR-CS", "d-amp": "D-AMP", "sda": "SDA",
-                "reconnet": "ReconNet", "reconnet-enhanced": "Enhanced ReconNet",
-                "ista-net": "ISTA-Net", "fista-net": "FISTA-Net"}
-
-
 def _paper_seconds(method):
-    p = paper.TABLE2.get(_PAPER_NAMES.get(method, ""), None)
+    from .tables import LABELS
+
+    p = paper.TABLE2.get(LABELS.get(method, ""), None)
     return f"{p['seconds']} ({p['device']})" if p else ""
 
 

@@ -23,12 +23,10 @@ import pandas as pd
 from . import paper
 from .errors import CSBenchError, unknown_name
 from .export import atomic_write_text, write_csv
+from .learned.spec import SPECS
 from .zoo import find
 
-LEARNED_LABELS = {"ista-net": "ISTA-Net", "fista-net": "FISTA-Net", "ista-net-star": "ISTA-Net*",
-                  "fista-net-star": "FISTA-Net*", "reconnet": "ReconNet",
-                  "reconnet-enhanced": "Enhanced ReconNet", "sda": "SDA",
-                  "ista-net-plus": "ISTA-Net+"}
+LEARNED_LABELS = {name: s.label for name, s in SPECS.items()}
 #: the authors' released models: table row -> (method, the paper's row for its numbers)
 RELEASE_ROWS = {"ISTA-Net (authors' release)": ("ista-net", "ISTA-Net"),
                 "ISTA-Net+ (authors' release)": ("ista-net-plus", "ISTA-Net+")}

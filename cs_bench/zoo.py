@@ -14,6 +14,7 @@ inside a table are fair. The tables and ``cs-bench train-zoo`` both read this li
 from dataclasses import asdict, dataclass, replace
 
 from .errors import unknown_name
+from .learned import spec
 
 TIER1_RATIOS = (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 
@@ -30,18 +31,16 @@ class ZooEntry:
 
     @property
     def unfolded(self):
-        return self.method in ("ista-net", "fista-net", "ista-net-star", "fista-net-star")
+        return spec.ARCH_OF[self.method] in spec.UNROLLED
 
     @property
     def loss(self):
-        return "Lstar" if self.method.endswith("-star") else "L"
+        return spec.spec(self.method).loss
 
     @property
     def name(self):
-        base = f"{self.method}_r{self.ratio:g}"
-        if self.unfolded:
-            base += f"_np{self.phases}_nf{self.nf}" + ("_g0" if self.gamma == 0 else "")
-        return base + ("_t2" if self.tier == 2 else "")
+        return spec.weights_name(self.method, self.ratio, self.phases, self.nf, self.gamma,
+                                 self.tier)
 
     def as_dict(self):
         return {**asdict(self), "name": self.name, "loss": self.loss}

@@ -46,4 +46,6 @@ def loss_terms(out, x, loss="L", gamma=0.01):
 
 def needs_sym(arch, gamma):
     """Whether the forward pass must return the symmetry residuals."""
-    return bool(gamma) and arch in ("ista-net", "fista-net", "ista-net-plus")
+    from .spec import ARCHS
+
+    return bool(gamma) and arch in ARCHS and ARCHS[arch].sym

@@ -21,7 +21,10 @@ same training blocks (the cached second moment of the weights' training-set reci
 rebuilt from T91 if it is not cached). ``trained_ratio=None`` means "the run's ratio", so
 the params JSON plus the run's ratio always give both ratios.
 
->>> sorted(LEARNED_METHODS)
+Every method here is made from its spec (:mod:`cs_bench.learned.spec`) by :func:`make_method`:
+
+>>> from cs_bench.registry import list_methods
+>>> sorted(m for m in list_methods("learned") if m in ARCH_OF)
 ['fista-net', 'fista-net-star', 'ista-net', 'ista-net-plus', 'ista-net-star', 'reconnet', 'reconnet-enhanced', 'sda']
 """
 
@@ -38,12 +41,12 @@ from cs_bench.sensing import check_ratio, make_phi
 
 from . import trainset as ts_mod
 from . import weights as wt
-from .nets import ARCH_OF, UNROLLED, BlockOperator, build
+from .nets import BlockOperator
+from .spec import ARCH_OF, ARCHS, UNROLLED, build, on_register  # noqa: F401 - ARCH_OF: doctest
 from .qinit import qinit
 from .runtime import default_batch, resolve_device
 from .trainset import Recipe
 
-LEARNED_METHODS = tuple(ARCH_OF)
 
 _CACHE = {}  # (path, sha256, M of the run, device) -> (net, op)
 _LOCK = threading.Lock()
@@ -96,11 +99,6 @@ def load_model(entry, Phi_run, device, allow_cross_ratio):
     with _LOCK:
         _CACHE[key] = (net, op)
     return net, op
-
-
-def clear_cache():
-    with _LOCK:
-        _CACHE.clear()
 
 
 class LearnedMethod(Method):
@@ -213,63 +211,20 @@ _UNROLLED_PARAMS = {"phases": None, "nf": None, "weights": None, "trained_ratio"
 _UNROLLED_TYPES = {"phases": int, "nf": int, "weights": str, "trained_ratio": float, "batch": int}
 
 
-@register("ista-net")
-class ISTANetMethod(LearnedMethod):
-    arch = "ista-net"
-    params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
-    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
-    summary = "ISTA-Net (Zhang & Ghanem 2018): unrolled ISTA with learned transforms, loss L"
+def make_method(s):
+    """The harness method class of learned method spec ``s``, registered under its name."""
+    unrolled = ARCHS[s.arch].unrolled
+    attrs = {
+        "arch": s.arch, "summary": s.summary, "__doc__": s.summary,
+        "params": dict(_UNROLLED_PARAMS) if unrolled else
+        {"weights": None, "device": "auto", "batch": None},
+        "param_types": dict(_UNROLLED_TYPES) if unrolled else
+        {"weights": str, "batch": int},
+        "__module__": __name__,
+    }
+    cls = type("".join(p.capitalize() for p in s.name.split("-")) + "Method",
+               (LearnedMethod,), attrs)
+    return register(s.name)(cls)
 
 
-@register("ista-net-star")
-class ISTANetStarMethod(LearnedMethod):
-    arch = "ista-net"
-    params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
-    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
-    summary = "ISTA-Net*: ISTA-Net trained with L* (MSE of every phase, Eq. 15)"
-
-
-@register("fista-net")
-class FISTANetMethod(LearnedMethod):
-    arch = "fista-net"
-    params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
-    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
-    summary = "FISTA-Net: ISTA-Net with a learned momentum step mu(k) per phase, loss L"
-
-
-@register("fista-net-star")
-class FISTANetStarMethod(LearnedMethod):
-    arch = "fista-net"
-    params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
-    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
-    summary = "FISTA-Net*: FISTA-Net trained with L* (Eq. 15)"
-
-
-@register("ista-net-plus")
-class ISTANetPlusMethod(LearnedMethod):
-    arch = "ista-net-plus"
-    params: ClassVar[dict] = dict(_UNROLLED_PARAMS)
-    param_types: ClassVar[dict] = dict(_UNROLLED_TYPES)
-    summary = ("ISTA-Net+ (Zhang & Ghanem, CVPR 2018): ISTA-Net in the residual domain, "
-               "x(k) = r(k) + G(G~(soft(F(D(r(k))))))")
-
-
-@register("reconnet")
-class ReconNetMethod(LearnedMethod):
-    arch = "reconnet"
-    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": None}
-    summary = "ReconNet (Kulkarni et al. 2016): FC + 6 convolutions, MSE"
-
-
-@register("reconnet-enhanced")
-class ReconNetEnhancedMethod(LearnedMethod):
-    arch = "reconnet-enhanced"
-    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": None}
-    summary = "Enhanced ReconNet: ReconNet without the ReLU after the third convolution"
-
-
-@register("sda")
-class SDAMethod(LearnedMethod):
-    arch = "sda"
-    params: ClassVar[dict] = {"weights": None, "device": "auto", "batch": None}
-    summary = "SDA (Mousavi et al. 2015): fully connected M-N-M-N decoder, sigmoid hidden layers"
+on_register(make_method)

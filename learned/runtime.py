@@ -73,8 +73,10 @@ def default_batch(arch, device):
     >>> default_batch("ista-net", "cpu"), default_batch("sda", "cpu"), default_batch("ista-net", "cuda")
     (32, 1024, 1024)
     """
-    if torch.device(device).type == "cpu" and arch != "sda":
-        return 32
+    from .spec import ARCHS
+
+    if torch.device(device).type == "cpu":
+        return ARCHS[arch].cpu_batch if arch in ARCHS else 32
     return 1024
 
 

@@ -53,16 +53,13 @@ from . import trainset as ts_mod
 from . import weights as wt
 from .carry import carry
 from .losses import SYM_INPUTS, loss_terms, needs_sym
-from .nets import ARCH_OF, INITS, UNROLLED, BlockOperator, build, identity_init
+from .nets import INITS, BlockOperator, identity_init
+from .spec import ARCH_OF, ARCHS, UNROLLED, build, method_for, spec
 from .qinit import qinit
 from .runtime import autocast, resolve_device, resolve_precision, set_threads
 from .trainset import Recipe
 
 SCHEDULES = ("constant", "cosine", "onecycle")
-#: method -> its loss; the "-star" methods are the same networks trained with L* (Eq. 15)
-METHOD_LOSS = {"ista-net": "L", "ista-net-star": "Lstar", "fista-net": "L",
-               "fista-net-star": "Lstar", "reconnet": "mse", "reconnet-enhanced": "mse",
-               "sda": "mse", "ista-net-plus": "L"}
 PROFILES = {
     "paper": {"epochs": 300, "lr": 1e-3, "batch": 64, "schedule": "constant", "precision": "fp32"},
     "cpu": {"epochs": 5, "lr": 1e-3, "batch": 64, "schedule": "cosine", "precision": "auto"},
@@ -121,14 +118,11 @@ class TrainConfig:
     def resolved_loss(self):
         if self.loss is not None:
             return self.loss
-        return METHOD_LOSS[self.method]
+        return spec(self.method).loss
 
     def resolved_method(self):
         """The registry name matching the arch and the loss (ista-net + Lstar = ista-net-star)."""
-        arch = ARCH_OF[self.method]
-        if arch in UNROLLED:
-            return arch + ("-star" if self.resolved_loss() == "Lstar" else "")
-        return self.method
+        return method_for(ARCH_OF[self.method], self.resolved_loss()) or self.method
 
     def default_name(self):
         return self.name or wt.default_name(self.resolved_method(), self.ratio, self.phases,
@@ -144,8 +138,7 @@ class TrainConfig:
         self.ratio = check_ratio(self.ratio)
         arch = ARCH_OF[self.method]
         loss = self.resolved_loss()
-        valid = ("L",) if arch == "ista-net-plus" else ("L", "Lstar") if arch in UNROLLED else (
-            "mse",)
+        valid = ARCHS[arch].losses
         if loss not in valid:
             raise CSBenchError(f"loss '{loss}' does not apply to {self.method}; valid: "
                                f"{', '.join(valid)}")
@@ -298,16 +291,14 @@ def warm_start(net, arch, name):
     entry = wt.find(name)
     meta = entry.meta()
     src_arch = meta.get("arch")
-    family = {"ista-net": "unrolled", "fista-net": "unrolled", "ista-net-plus": "ista-net-plus",
-              "reconnet": "reconnet",
-              "reconnet-enhanced": "reconnet", "sda": "sda"}
-    if family.get(src_arch) != family.get(arch):
+    family = ARCHS[arch].warm_family
+    if src_arch not in ARCHS or ARCHS[src_arch].warm_family != family:
         raise WeightsError(f"cannot initialise {arch} from '{name}' ({src_arch} weights)")
     src = {k[4:]: v for k, v in wt.read_tensors(entry.path).items() if k.startswith("net.")}
     own = net.state_dict()
     record = {"name": name, "sha256": entry.sha256, "ratio": meta.get("ratio"),
               "method": meta.get("method")}
-    if family[arch] == "unrolled":  # any Np and Nf: learned/carry.py
+    if family == "ista":  # ISTA-Net / FISTA-Net phases, any Np and Nf: learned/carry.py
         rec = carry(own, src)
         net.load_state_dict(own)
         return {**record, "copied": rec.pop("copied"), "skipped": [], "carry": rec}
