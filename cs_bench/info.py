@@ -8,8 +8,6 @@ min-norm: classical, scopes block (default), image
 (['iters', 'levels'], 'int')
 """
 
-import inspect
-
 from .errors import CSBenchError
 
 
@@ -72,6 +70,8 @@ def _columns(rows, cols, heads=None):
 
 def describe(name):
     """The text ``cs-bench info NAME`` prints."""
+    import inspect
+
     from .registry import method_class
 
     cls = method_class(name)

@@ -231,3 +231,30 @@ def test_info_unknown_method_is_one_line(capsys):
     assert main(["info", "ista-nett"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "did you mean 'ista-net'" in err[0]
+
+
+def _runner_uses_method_code_id():
+    import inspect
+
+    from cs_bench import runner
+
+    return "method_code_id" in inspect.getsource(runner)
+
+
+@pytest.mark.skipif(not _runner_uses_method_code_id(),
+                    reason="the runner still hashes the method's module (runner.code_id)")
+def test_a_method_without_source_is_never_cached():
+    from cs_bench.runner import run
+
+    ns = {"__name__": "_no_source_module"}
+    exec("from cs_bench.method import Method\nfrom cs_bench.registry import register\n"
+         "calls = []\n@register('_nosrc')\nclass NoSrc(Method):\n"
+         "    def reconstruct(self, problem):\n        calls.append(1)\n"
+         "        return problem.to_image(problem.y @ problem.Phi)\n", ns)
+    try:
+        for _ in range(2):
+            df = run(["_nosrc"], "skimage", [0.25], images=["text"], progress=False)
+            assert df.error.isna().all() and df.code.isna().all()
+        assert len(ns["calls"]) == 2  # computed both times
+    finally:
+        registry._REGISTRY.pop("_nosrc", None)
