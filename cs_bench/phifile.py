@@ -91,7 +91,7 @@ def load_phi(path, n=N):
         # also use Phi Phi^T (Gram, step sizes): both must stay finite
         ok = np.isfinite(np.abs(phi).sum(axis=1)).all() and np.isfinite(phi @ phi.T).all()
     if not ok or not np.any(phi):
-        raise CSBenchError(f"{path}: Phi's entries are too large (max |Phi| = "
+        raise CSBenchError(f"{path}: Phi's entries are too large (max abs(Phi) = "
                            f"{np.abs(phi).max():.3g}): measurements would overflow; scale it"
                            if np.any(phi) else f"{path}: Phi is all zeros")
     return phi

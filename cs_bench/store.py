@@ -135,6 +135,10 @@ def _valid(text):
 def _reason(exc, path=None):
     """The cause in words; SQLite says "disk I/O error" for a full disk, so the free space
     is looked at."""
+    if path is not None:
+        blocker = next((p for p in Path(path).parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"{blocker} is a file, not a folder"
     if isinstance(exc, OSError):
         return exc.strerror or str(exc)
     if path is not None:

@@ -710,7 +710,8 @@ def _probe_cases(f):
         "phi-npz-named-npy": (_r("--phi", phi["phi_npz.npy"]), {}, 2,
                               ["an .npz archive named .npy"]),
         "cache-is-a-file": (_r(), {"CS_BENCH_CACHE": str(d / "a_file")}, 2,
-                            ["cannot use the run cache", "CS_BENCH_CACHE", "--no-cache"]),
+                            ["cannot use the run cache", "a_file is a file, not a folder",
+                             "CS_BENCH_CACHE", "--no-cache"]),
         "noise-seed-negative": (_r("--noise-seed", "-1"), {}, 2,
                                 ["--noise-seed -1 is not a seed"]),
         "phi-seed-negative": (_r("--phi-seed", "-3"), {}, 2, ["--phi-seed -3 is not a seed"]),
@@ -1123,10 +1124,9 @@ def test_real_full_cache_disk_keeps_every_computed_row(small_disk, tmp_path, mon
         assert len(df) == 4 and df["error"].isna().all() and np.isfinite(df["psnr"]).all()
         assert not [p for p in mnt.rglob("*") if p.name.endswith(".tmp")]
         rc, std = _in_process(argv, {}, monkeypatch, capsys)
-        if rc == 2:  # SQLite could not even open its journal: refused before any work
-            one_line(std.err, "cannot use the run cache", "No space left on device")
-        else:
-            assert rc == 0
+        assert rc == 2  # SQLite cannot open its journal: refused before any work
+        one_line(std.err, "cannot use the run cache", "No space left on device",
+                 "--no-cache")
     finally:
         del _REGISTRY["_fm-fills"]
 
@@ -1180,3 +1180,20 @@ def test_sigterm_with_jobs_stops_the_workers(tmp_path, base_env):
         while any(os.path.exists(f"/proc/{k}") for k in kids) and time.time() - t0 < 15:
             time.sleep(0.2)
         assert not [k for k in kids if os.path.exists(f"/proc/{k}")], target
+
+
+def test_nan_in_weights_fails_the_row(trained, tmp_path, monkeypatch, capsys):
+    """Weights holding NaN (a diverged training, a damaged copy whose header still parses)
+    give a NaN reconstruction: the row fails, exit 1, nothing cached."""
+    tensors = wt.read_tensors(trained)
+    key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
+    tensors[key] = torch.full_like(tensors[key], float("nan"))
+    bad = tmp_path / "nan.safetensors"
+    wt.save(bad, tensors, wt.read_meta(trained))
+    monkeypatch.setenv("CS_BENCH_CACHE", str(tmp_path / "cache"))
+    rc, std = _in_process(_learned("ista-net", 0.25, f"weights={bad}"), {}, monkeypatch, capsys)
+    assert rc == 1
+    one_line(std.err, "1 of 1 reconstructions failed", "ista-net on text", "NaN or Inf in")
+    from cs_bench.store import Store
+
+    assert Store().count() == 0
