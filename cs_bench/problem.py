@@ -15,7 +15,7 @@ between blocks and images. Methods never see the ground truth.
 True
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -34,7 +34,6 @@ class Problem:
     noise_sigma: float = 0.0
     seed: int = 0
     name: str = ""
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_image(cls, img, ratio, Phi=None, phi_seed=0, noise_sigma=0.0, noise_seed=0,

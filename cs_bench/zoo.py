@@ -105,44 +105,14 @@ def find(method, ratio, tier=1, **kw):
 #: (Tier 1 gets the larger budget, Tier 2 one smaller budget shared by every ablation model);
 #: "paper": the paper's 300 epochs (for a GPU).
 BUDGET = {("cpu", 1): 10, ("cpu", 2): 1, ("paper", 1): 300, ("paper", 2): 300}
-#: Tier 1 "cpu" epochs per model where they differ from BUDGET. One ISTA-Net epoch costs ~30 min
-#: on one core of this 2-core machine (fp32; bf16 autocast is slower here, no AMX), so the
-#: from-scratch headline model gets the most, warm-started fine-tunes (FISTA-Net from ISTA-Net
-#: with mu = 0, which is exact at step 0; ISTA-Net at other ratios from 0.25) get one epoch each,
-#: and the cheap fully connected / ReconNet models several.
-#:
-#: ISTA-Net at the other ratios gets **0 epochs**: the 0.25 network with Qinit solved for the
-#: ratio, installed as is. Measured on T91 validation: that warm start alone scores 20.93 dB
-#: at 0.10, and the one-epoch fine-tune (lr 1e-4, 38 min of a core) reached 20.98 dB, +0.05 dB
-#: (``scripts/probe_warmstart.py``); at 0.6, 200 steps at a constant 3e-4 (``--epoch-blocks
-#: 12800``) moved validation from 27.27 to 27.46 dB. The ratio 0.10 model, trained before
-#: that was known, keeps its epoch. The core-hours go to the models trained from scratch.
-#: The cost shows on Set11 at high ratios (ISTA-Net 31.64 dB at 0.6, under TVAL3): the
-#: 0.25 network, trained 3 epochs, does not use the extra measurements the way a network
-#: trained at the ratio for many epochs would.
-#:
-#: Enhanced ReconNet trains from scratch at every ratio. A warm start from the 0.25 model
-#: (FC carried by least squares, ``learned.train.transfer_fc``) was measured and dropped:
-#: with nested Phi the carried FC is exactly [W_a, 0], i.e. the 0.25 network that ignores
-#: the extra measurements (T91 validation 22.42 dB at 0.3, 0.4 and 0.6 alike, while Qinit y
-#: alone gives 25.31 dB at 0.4 and 28.18 at 0.6), and one epoch at lr 1e-4 moved 0.2 from
-#: 22.04 to 22.07 dB.
-#:
-#: SDA is a small fully connected net (~25,000 blocks/s on one core, 4 s an epoch, ~7 s beside
-#: two trainers): 100 epochs, a third of the paper's 300, for ~12 minutes per model.
-#:
-#: Enhanced ReconNet 0.5 and 0.6 had 3 epochs, not 5, in session 5 (~3 core-hours for the
-#: four ratios 0.3-0.6); with 3 they validated under the 0.4 model on T91 (22.47 / 23.29 against
-#: 23.36 dB), so session 7 trains them again from scratch with the row's 5, one budget for the
-#: whole Table 4 row.
-#:
-#: ISTA-Net 0.4 and 0.6 get the one-epoch fine-tune after all (session 6, ~1.3 core-hours): at
-#: high ratios the 0.25 network scores *under its own Qinit* on T91 validation (27.27 against
-#: 28.18 dB at 0.6), the largest gap in Table 4, and 0.4 is also the ISTA-Net0.4 row's model.
-#: They fine-tune at FINETUNE_LR_OF (3e-4, the rate the 0.6 probe above ran stably at).
-#: Measured: 0.4 went 25.58 -> 26.47 dB, 0.6 27.32 -> 29.15 dB on T91 validation, so
-#: session 7 gives 0.3 and 0.5 the same epoch (0.2, nearest the 0.25 net, stays as is):
-#: 0.3 went 24.52 -> 24.95 dB, 0.5 26.48 -> 27.87 dB (52 min of a core each, 28 blocks/s).
+#: Tier 1 "cpu" epochs per model where they differ from BUDGET. The budget follows what a
+#: 2-core CPU affords (one ISTA-Net epoch is ~30 min of one core in fp32): the from-scratch
+#: headline ISTA-Net 0.25 gets the most; FISTA-Net starts from ISTA-Net with mu = 0 (exact at
+#: step 0) and ISTA-Net at the other ratios from the 0.25 network with Qinit solved for the
+#: ratio, each fine-tuned one epoch (0: installed as is); ReconNet and Enhanced ReconNet train
+#: from scratch (a warm start of their FC layer to another ratio ignores the extra
+#: measurements with nested Phi); SDA, a small fully connected net, gets 100 epochs. Each
+#: model's per-epoch validation is in its training log (zoo_runs/<name>/log.csv).
 CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced": 5, "sda": 100,
               "ista-net_r0.25_np9_nf32": 3, "ista-net_r0.1_np9_nf32": 1,
               "ista-net_r0.3_np9_nf32": 1, "ista-net_r0.4_np9_nf32": 1,

@@ -13,7 +13,6 @@ The main CLI calls :func:`add_commands` with its subparsers; each subcommand set
 ('cmd_train', 'ista-net', 0.25, 'cpu')
 """
 
-import argparse
 import dataclasses
 
 from cs_bench.errors import CSBenchError
@@ -332,18 +331,3 @@ def cmd_export_official(args):
     for p in export_official(args.name, args.dir):
         print(p)
     return 0
-
-
-def main(argv=None):  # pragma: no cover - convenience for running this module alone
-    parser = argparse.ArgumentParser(prog="cs-bench")
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CSBenchError as exc:
-        print(f"error: {exc}")
-        return exc.exit_code
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())
