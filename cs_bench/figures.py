@@ -132,12 +132,35 @@ def _series(method, params, ratio):
     w = json.loads(params).get("weights")
     if not w:
         return label
+    if w.startswith("release-"):  # the authors' release: its own Phi where it has one
+        return _release_series(label, w, ratio)
     e = _BY_NAME.get(w)
     if e is None:  # user weights: their own line
         return f"{label} ({w})"
     if e.tier != 1:
         return None
     return label if abs(e.ratio - ratio) < 1e-9 else f"{label}{e.ratio:g}"
+
+
+def _release_series(label, weights, ratio):
+    """One line per released network at the ratios it was trained for: with the release's
+    own Phi, or with the harness Phi where the release has none (50 %).
+
+    >>> _release_series("ISTA-Net+", "release-ista-net-plus_r0.25", 0.25)
+    "ISTA-Net+ (authors' release)"
+    >>> _release_series("ISTA-Net", "release-ista-net_r0.25_phi-ours", 0.25) is None
+    True
+    """
+    import re
+
+    from .learned.release import has_own_phi
+
+    m = re.search(r"_r([0-9.]+)(_phi-ours)?$", weights)
+    if not m or abs(float(m.group(1)) - ratio) > 1e-9:
+        return None
+    if m.group(2) and has_own_phi(ratio):
+        return None
+    return f"{label} (authors' release)"
 
 
 def psnr_vs_ratio(runs, out):

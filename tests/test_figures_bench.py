@@ -1,0 +1,50 @@
+"""The paper's figures render from table cells, and the speed bench runs end to end at a tiny
+size (a cheap method, few repeats)."""
+
+import functools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cs_bench import bench, figures
+
+
+def _png(path):
+    assert path.is_file() and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fig6_and_psnr_vs_ratio_render(tmp_path):
+    rows = []
+    for row in ("ISTA-Net", "FISTA-Net", "ISTA-Net*", "FISTA-Net*"):
+        for g in ("gamma=0.01", "gamma=0"):
+            rows.append({"table": "fig6a", "row": row, "column": g, "psnr": 27.0 + len(row) / 10})
+    for nf, v in ((8, np.nan), (16, 25.0), (32, 27.9)):
+        rows.append({"table": "fig6b", "row": "ISTA-Net", "column": f"Nf={nf}", "psnr": v})
+    cells = pd.DataFrame(rows)
+    runs = pd.DataFrame({
+        "method": ["tval3", "tval3", "ista-net", "ista-net"],
+        "params": ["{}", "{}", json.dumps({"weights": "ista-net_r0.1_np9_nf32"}),
+                   json.dumps({"weights": "release-ista-net_r0.25"})],
+        "ratio": [0.1, 0.25, 0.1, 0.25], "psnr": [22.8, 27.9, 24.0, 31.85],
+        "error": [None] * 4})
+    figures.write_all(cells, runs, tmp_path)
+    for name in ("fig6a_symmetric.png", "fig6b_nf.png", "psnr_vs_ratio.png"):
+        _png(tmp_path / name)
+
+
+@pytest.mark.slow
+def test_bench_runs_at_tiny_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "train_throughput",
+                        functools.partial(bench.train_throughput, steps=2, batch=8))
+    monkeypatch.setattr(bench, "peak_gflops", functools.partial(bench.peak_gflops, n=256))
+    real_images = bench._images
+    monkeypatch.setattr(bench, "_images", lambda *a: (real_images(*a)[0][:2], "skimage"))
+    monkeypatch.setattr(bench, "growth", lambda *a, **k: [])
+    df = bench.run_bench(tmp_path, methods=["min-norm"], repeats=1, dataset="skimage",
+                         log=lambda *a: None)
+    md = (tmp_path / "bench.md").read_text()
+    assert "min-norm" in md and (tmp_path / "bench.csv").is_file()
+    assert set(df.method) == {"min-norm"} and (df.seconds > 0).all()
