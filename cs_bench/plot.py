@@ -105,19 +105,63 @@ def successful(df, name="the results"):
     return ok.assign(series=series_labels(ok))
 
 
+def _params(text, method, ratio):
+    """A row's parameters as a dict, its learned weights left out when they are the default
+    ones for its ratio (so one learned method at several ratios is one line)."""
+    import json
+    import re
+
+    try:
+        p = json.loads(text) if isinstance(text, str) and text.strip() else {}
+    except ValueError:
+        return {"params": str(text)}
+    if not isinstance(p, dict):
+        return {"params": str(text)}
+    w = p.get("weights")
+    if isinstance(w, str) and re.fullmatch(rf"{re.escape(str(method))}_r{float(ratio):g}"
+                                           r"(_np9_nf32)?", w):
+        p.pop("weights")
+    return p
+
+
 def series_labels(df):
-    """One label per row: the method, with the scope, noise and parameters where the rows of
-    that method differ in them (so every line is one setting)."""
-    cols = [c for c in ("scope", "noise_sigma", "params") if c in df.columns]
-    varying = {m: [c for c in cols if g[c].astype(str).nunique() > 1]
-               for m, g in df.groupby("method")}
-    out = []
+    """One label per row: the method, with the scope, noise and parameters in which the rows
+    of that method differ (so every line is one setting); a learned method's default weights
+    for each ratio make one line.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"method": ["ista-net"] * 3, "ratio": [0.1, 0.25, 0.25],
+    ...     "params": ['{"weights": "ista-net_r0.1_np9_nf32"}', '{"weights": "ista-net_r0.25_np9_nf32"}',
+    ...                '{"weights": "ista-net_r0.25_np7_nf32_t2"}']})
+    >>> series_labels(df)
+    ['ista-net', 'ista-net', 'ista-net ista-net_r0.25_np7_nf32_t2']
+    """
+    extra = [c for c in ("scope", "noise_sigma") if c in df.columns]
+    rows = []
     for _, r in df.iterrows():
-        parts = [str(r["method"])]
-        for c in varying[r["method"]]:
-            v = r[c]
-            parts.append(f"sigma={v:g}" if c == "noise_sigma" else str(v))
-        out.append(" ".join(parts))
+        d = _params(r["params"], r["method"], r["ratio"]) if "params" in df.columns else {}
+        d = {k: str(v) for k, v in d.items()}
+        d.update({f"@{c}": str(r[c]) for c in extra})
+        rows.append((str(r["method"]), d))
+    varying = {}
+    for method in {m for m, _ in rows}:
+        ds = [d for m, d in rows if m == method]
+        keys = set().union(*ds)
+        varying[method] = sorted(k for k in keys if len({d.get(k, "") for d in ds}) > 1)
+    out = []
+    for method, d in rows:
+        parts = []
+        for k in varying[method]:
+            v = d.get(k, "")
+            if k == "weights":
+                parts.append(v)  # empty: the default weights of the ratio
+            elif k == "@noise_sigma":
+                parts.append(f"sigma={float(v):g}")
+            elif k == "@scope":
+                parts.append(v)
+            elif v:
+                parts.append(f"{k}={v}")
+        out.append(" ".join([method] + [x for x in parts if x]))
     return out
 
 
@@ -152,6 +196,15 @@ def _colours(names):
 
 
 # -- figures ------------------------------------------------------------------------------
+def _legend(ax, n, **kw):
+    """Inside the axes for a few entries, beside them for many."""
+    if n <= 10:
+        ax.legend(fontsize=7, **kw)
+    else:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  ncol=1 + n // 30, **kw)
+
+
 def psnr_vs_ratio(df, ax=None, title=None):
     """Mean PSNR against ratio per series; band: +-1 std across images; dots: each image."""
     plt = _plt()
@@ -173,7 +226,7 @@ def psnr_vs_ratio(df, ax=None, title=None):
     ax.set_title(title or "PSNR against ratio (band: +-1 std across images; dots: images)",
                  fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2 if len(colours) > 6 else 1)
+    _legend(ax, len(colours))
     return fig
 
 
@@ -207,7 +260,7 @@ def psnr_vs_seconds(df, ax=None, title=None):
     ax.set_title(title or "PSNR against time (ringed: the Pareto front of each ratio)",
                  fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(handles=handles, fontsize=7, ncol=2 if len(handles) > 8 else 1)
+    _legend(ax, len(handles), handles=handles)
     return fig
 
 
@@ -240,7 +293,10 @@ def per_image_bars(df, ratios=None, title=None):
         finite = at.psnr.dropna()
         if len(finite):
             ax.set_ylim(max(0.0, finite.min() - 3), finite.max() + 4)  # room: legend
-    axes[0, 0].legend(fontsize=7, ncol=min(4, len(series)))
+    if len(series) <= 10:
+        axes[0, 0].legend(fontsize=7, ncol=min(4, len(series)))
+    else:
+        _legend(axes[0, 0], len(series))
     fig.suptitle(title or "PSNR per image", fontsize=10)
     fig.tight_layout()
     return fig

@@ -111,7 +111,7 @@ def load_file(path):
         sys.modules.pop(name, None)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        raise CSBenchError(f"plugin {path} failed to load: {_one_line(exc)}") from None
+        raise CSBenchError(f"plugin {path} failed to load: {_one_line(exc)}") from exc
     _loaded_files[key] = mod
     files = [f for f in os.environ.get(_LOADED_ENV, "").split(os.pathsep) if f]
     if str(key) not in files:
