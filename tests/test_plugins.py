@@ -258,3 +258,25 @@ def test_a_method_without_source_is_never_cached():
         assert len(ns["calls"]) == 2  # computed both times
     finally:
         registry._REGISTRY.pop("_nosrc", None)
+
+
+def test_an_installed_packages_entry_point(tmp_path):
+    """A package that declares [project.entry-points."cs_bench.methods"] adds its methods to
+    every command; one whose entry point is broken is named in one line. Installed here as
+    pip would lay it out (a module and its .dist-info folder) on PYTHONPATH."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "epmine.py").write_text(doc_example().replace('"mine"', '"ep-mine"'))
+    dist = site / "epmine-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: epmine\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[cs_bench.methods]\nep-mine = epmine\nbroken = epmine_missing:Nothing\n")
+    env = {**os.environ, "PYTHONPATH": str(site), "OPENBLAS_NUM_THREADS": "1"}
+    env.pop(plugins.ENV, None)
+    proc = subprocess.run([sys.executable, "-m", "cs_bench.cli", "info", "ep-mine"], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ep-mine: classical")
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "entry point broken = epmine_missing:Nothing" in err[0]
