@@ -320,7 +320,9 @@ def write_report(results_dir="results", out=None, title="cs-bench results"):
 
 def cmd_report(args):
     path = write_report(args.results, args.out)
-    print(f"{path} ({path.stat().st_size / 1e6:.1f} MB): open it in a browser")
+    size = path.stat().st_size
+    print(f"{path} ({size / 1e6:.1f} MB" if size >= 1e6 else f"{path} ({size / 1e3:.0f} kB",
+          end="): open it in a browser\n")
     return 0
 
 
