@@ -366,255 +366,315 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     ``trainset`` overrides ``cfg.recipe``'s blocks (tests); ``status`` is "done" (weights
     installed) or "stopped" (``max_steps`` / ``time_budget`` reached; resume later).
     """
-    cfg.check()
-    t_start = time.perf_counter()
-    arch = ARCH_OF[cfg.method]
-    method = cfg.resolved_method()
-    loss_name = cfg.resolved_loss()
-    name = wt.check_name(cfg.default_name())
-    run_dir = cfg.run_dir()
-    ckpt_path = run_dir / "checkpoint.safetensors"
-    device = resolve_device(cfg.device)
-    set_threads(cfg.threads)
-    _busy_cpu_hint(device, cfg.threads, log)
-    precision = resolve_precision(cfg.precision, device)
-    user_path = wt.user_dir() / (name + wt.SUFFIX)
-    if user_path.exists() and not (cfg.force or resume):
-        raise WeightsError(f"weights '{name}' already exist ({user_path}); pass --force to "
-                           f"replace them, --name to pick another name, or --resume")
+    run = _Run(cfg, resume, trainset, log)
+    run.prepare()
+    run.build()
+    if (run.init_record is not None or cfg.validate_start) and not resume:
+        run.validate_start()
+    stopped = run.loop(progress)
+    if stopped:
+        return run.stopped(stopped)
+    return run.install()
 
-    state = None
-    if resume:
-        if not ckpt_path.is_file():
-            raise CSBenchError(f"nothing to resume: {ckpt_path} does not exist")
-        state = ckpt.read_state(ckpt_path)
-        stored = TrainConfig.from_dict(state["config"])
+
+class _Run:
+    """One training run, in the order :func:`train` calls its steps: ``prepare`` (checks,
+    blocks, Phi, Qinit), ``build`` (network, warm start, optimizer, resume), ``validate_start``
+    ("epoch 0"), ``loop`` (epochs of Adam steps, validation, checkpoints), then ``install``
+    (the best epoch's weights) or ``stopped`` (resumable)."""
+
+    def __init__(self, cfg, resume, trainset, log):
+        cfg.check()
+        self.cfg, self.resume, self.trainset, self.log = cfg, resume, trainset, log
+        self.t_start = time.perf_counter()
+        self.cpu_start = time.process_time()  # process CPU time: the study's budget unit
+        self.arch = ARCH_OF[cfg.method]
+        self.method = cfg.resolved_method()
+        self.loss_name = cfg.resolved_loss()
+        self.name = wt.check_name(cfg.default_name())
+        self.run_dir = cfg.run_dir()
+        self.ckpt_path = self.run_dir / "checkpoint.safetensors"
+        self.init_record = None
+        self.epoch = self.step_in_epoch = self.global_step = self.steps_this_run = 0
+        self.history, self.best = [], {"val_psnr": -float("inf"), "epoch": None}
+        self.acc, self.wall_before, self.cpu_before, self.perm = [0.0, 0.0, 0.0, 0], 0.0, 0.0, None
+
+    # -- checks, data, Phi, Qinit --------------------------------------------------------
+    def prepare(self):
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        set_threads(cfg.threads)
+        _busy_cpu_hint(self.device, cfg.threads, self.log)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        user_path = wt.user_dir() / (self.name + wt.SUFFIX)
+        if user_path.exists() and not (cfg.force or self.resume):
+            raise WeightsError(f"weights '{self.name}' already exist ({user_path}); pass --force "
+                               f"to replace them, --name to pick another name, or --resume")
+        if self.resume:
+            self._check_resumable()
+        elif self.ckpt_path.exists() and not cfg.force:
+            raise CSBenchError(f"{self.run_dir} already holds a checkpoint: pass --resume to "
+                               f"continue it or --force to start over")
+        self.data = self.trainset if self.trainset is not None else ts_mod.load(cfg.recipe)
+        self.Phi_np, self.phi_info = _phi(cfg)
+        self.M = self.Phi_np.shape[0]
+        self.Qinit_np = qinit(self.data.moment, self.Phi_np) if self.arch in UNROLLED else None
+        Phi_t = torch.tensor(self.Phi_np, dtype=torch.float32)
+        self.Q_t = (torch.tensor(self.Qinit_np, dtype=torch.float32)
+                    if self.Qinit_np is not None else Phi_t.T)
+        self.op = BlockOperator(Phi_t, self.Q_t).to(self.device)
+        self.n = self.data.train.shape[0]
+        self.n_epoch = min(int(cfg.epoch_blocks or self.n), self.n)  # short epochs validate more
+        self.steps_per_epoch = _parse_steps(self.n_epoch, cfg.batch)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+
+    def _check_resumable(self):
+        cfg = self.cfg
+        if not self.ckpt_path.is_file():
+            raise CSBenchError(f"nothing to resume: {self.ckpt_path} does not exist")
+        stored = TrainConfig.from_dict(ckpt.read_state(self.ckpt_path)["config"])
         bad = _fixed_mismatch(cfg, stored)
         if bad:
-            raise CSBenchError(f"cannot resume {run_dir}: the checkpoint was made with different "
-                               f"{', '.join(bad)} (" + ", ".join(
+            raise CSBenchError(f"cannot resume {self.run_dir}: the checkpoint was made with "
+                               f"different {', '.join(bad)} (" + ", ".join(
                                    f"{k}={getattr(stored, k)!r}" for k in bad) + ")")
         if cfg.epochs != stored.epochs and cfg.schedule != "constant":
             raise CSBenchError(f"cannot change epochs ({stored.epochs} -> {cfg.epochs}) of a "
                                f"'{cfg.schedule}' schedule on resume")
-    elif ckpt_path.exists() and not cfg.force:
-        raise CSBenchError(f"{run_dir} already holds a checkpoint: pass --resume to continue it or "
-                           f"--force to start over")
 
-    # -- data, Phi, Qinit ------------------------------------------------------------
-    data = trainset if trainset is not None else ts_mod.load(cfg.recipe)
-    Phi_np, phi_info = _phi(cfg)
-    M = Phi_np.shape[0]
-    Qinit_np = qinit(data.moment, Phi_np) if arch in UNROLLED else None
-    Phi_t = torch.tensor(Phi_np, dtype=torch.float32)
-    Q_t = torch.tensor(Qinit_np, dtype=torch.float32) if Qinit_np is not None else Phi_t.T
-    op = BlockOperator(Phi_t, Q_t).to(device)
+    # -- network, warm start, optimizer, resume --------------------------------------------
+    def build(self):
+        cfg, arch = self.cfg, self.arch
+        torch.manual_seed(cfg.seed)
+        net = build(arch, self.M, cfg.phases, cfg.nf, cfg.out_act, cfg.mu_init)
+        if cfg.init == "identity":
+            identity_init(net)
+        if cfg.init_from and not self.resume:
+            source = (nearest_weights(cfg, exclude=self.name) if cfg.init_from == "nearest"
+                      else cfg.init_from)
+            rec = warm_start(net, arch, source)
+            if arch in ("reconnet", "reconnet-enhanced") and "fc.weight" in rec["skipped"]:
+                rec["fc"] = transfer_fc(net, source, self.data.moment, self.Phi_np)
+                rec["skipped"] = [k for k in rec["skipped"] if not k.startswith("fc.")]
+            self.init_record = rec
+            self.log(f"warm start from '{source}' ({rec['copied']} tensors copied)")
+        net.to(self.device).train()
+        self.net = net
+        self.opt = torch.optim.Adam(param_groups(net, cfg), lr=cfg.lr)
+        self.fwd = net
+        if cfg.compile:
+            try:
+                self.fwd = torch.compile(net)
+            except Exception as exc:  # noqa: BLE001 - no compiler, unsupported platform
+                self.log(f"torch.compile unavailable ({type(exc).__name__}); running eagerly")
+        if self.resume:
+            state, perm_t = ckpt.load(self.ckpt_path, net, self.opt)
+            self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+            self.global_step, self.history = state["global_step"], state["history"]
+            self.best, self.acc, self.wall_before = state["best"], state["acc"], \
+                state["wall_seconds"]
+            self.cpu_before = float(state.get("cpu_seconds", 0.0))
+            self.init_record = state.get("init_from_record", self.init_record)
+            self.perm = perm_t.numpy() if perm_t is not None else None
+            self.log(f"resuming {self.run_dir} at epoch {self.epoch + 1}, step "
+                     f"{self.step_in_epoch}/{self.steps_per_epoch}")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
 
-    # -- model and optimizer ---------------------------------------------------------
-    torch.manual_seed(cfg.seed)
-    net = build(arch, M, cfg.phases, cfg.nf, cfg.out_act, cfg.mu_init)
-    if cfg.init == "identity":
-        identity_init(net)
-    init_record = None
-    if cfg.init_from and not resume:
-        source = nearest_weights(cfg, exclude=name) if cfg.init_from == "nearest" else cfg.init_from
-        init_record = warm_start(net, arch, source)
-        if arch in ("reconnet", "reconnet-enhanced") and "fc.weight" in init_record["skipped"]:
-            init_record["fc"] = transfer_fc(net, source, data.moment, Phi_np)
-            init_record["skipped"] = [k for k in init_record["skipped"] if not k.startswith("fc.")]
-        log(f"warm start from '{source}' ({init_record['copied']} tensors copied)")
-    net.to(device).train()
-    opt = torch.optim.Adam(param_groups(net, cfg), lr=cfg.lr)
-    fwd = net
-    if cfg.compile:
-        try:
-            fwd = torch.compile(net)
-        except Exception as exc:  # noqa: BLE001 - no compiler, unsupported platform
-            log(f"torch.compile unavailable ({type(exc).__name__}); running eagerly")
+    # -- records ---------------------------------------------------------------------------
+    def cpu_seconds(self):
+        return round(self.cpu_before + time.process_time() - self.cpu_start, 2)
 
-    X = data.train
-    n = X.shape[0]
-    n_epoch = min(int(cfg.epoch_blocks or n), n)  # a short epoch: validated more often
-    steps_per_epoch = _parse_steps(n_epoch, cfg.batch)
-    total_steps = steps_per_epoch * cfg.epochs
-    epoch, step_in_epoch, global_step = 0, 0, 0
-    history, best, acc = [], {"val_psnr": -float("inf"), "epoch": None}, [0.0, 0.0, 0.0, 0]
-    wall_before, perm = 0.0, None
-    cpu_before, cpu_start = 0.0, time.process_time()  # process CPU time: the study's budget unit
-    if resume:
-        state, perm_t = ckpt.load(ckpt_path, net, opt)
-        epoch, step_in_epoch = state["epoch"], state["step_in_epoch"]
-        global_step, history, best = state["global_step"], state["history"], state["best"]
-        acc, wall_before = state["acc"], state["wall_seconds"]
-        cpu_before = float(state.get("cpu_seconds", 0.0))
-        init_record = state.get("init_from_record", init_record)
-        perm = perm_t.numpy() if perm_t is not None else None
-        log(f"resuming {run_dir} at epoch {epoch + 1}, step {step_in_epoch}/{steps_per_epoch}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    def wall_seconds(self):
+        return self.wall_before + time.perf_counter() - self.t_start
 
-    def base_meta():
+    def base_meta(self):
+        cfg, arch, unrolled = self.cfg, self.arch, self.arch in UNROLLED
+        data = self.data
         return {
-            "method": method, "arch": arch, "ratio": cfg.ratio, "M": int(M), "phi": phi_info,
-            "phases": cfg.phases if arch in UNROLLED else None,
-            "nf": cfg.nf if arch in UNROLLED else None,
-            "gamma": cfg.gamma if arch in UNROLLED else None, "loss": loss_name,
-            "sym_input": cfg.sym_input if arch in UNROLLED else None,
+            "method": self.method, "arch": arch, "ratio": cfg.ratio, "M": int(self.M),
+            "phi": self.phi_info,
+            "phases": cfg.phases if unrolled else None, "nf": cfg.nf if unrolled else None,
+            "gamma": cfg.gamma if unrolled else None, "loss": self.loss_name,
+            "sym_input": cfg.sym_input if unrolled else None,
             "out_act": cfg.out_act if arch == "sda" else None,
             "mu_init": cfg.mu_init if arch == "fista-net" else None,
             "mu_lr": cfg.mu_lr if arch == "fista-net" else None,
+            "init": cfg.init if unrolled else None,
             "lr": cfg.lr, "batch": cfg.batch, "schedule": cfg.schedule, "seed": cfg.seed,
             "profile": cfg.profile, "epochs_planned": cfg.epochs,
-            "training_blocks": int(n), "epoch_blocks": int(n_epoch),
+            "training_blocks": int(self.n), "epoch_blocks": int(self.n_epoch),
             "validation_blocks": int(data.val.shape[0]),
             "trainset": {"recipe": data.recipe.to_dict(), "key": data.key,
                          "val_images_held_out": list(data.val_names)},
-            "device": device, "device_name": _device_name(device), "precision": precision,
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "git_commit": git_commit(), "init_from": init_record,
-            "source": "cs-bench train",
+            "device": self.device, "device_name": _device_name(self.device),
+            "precision": self.precision, "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "git_commit": git_commit(),
+            "init_from": self.init_record, "source": "cs-bench train",
         }
 
-    def weight_tensors():
-        t = {f"net.{k}": v.float() for k, v in net.state_dict().items()}
-        if Qinit_np is not None:
-            t["Qinit"] = Q_t
-        if phi_info["kind"] == "stored":
-            t["Phi"] = torch.tensor(Phi_np, dtype=torch.float64)
+    def weight_tensors(self):
+        t = {f"net.{k}": v.float() for k, v in self.net.state_dict().items()}
+        if self.Qinit_np is not None:
+            t["Qinit"] = self.Q_t
+        if self.phi_info["kind"] == "stored":
+            t["Phi"] = torch.tensor(self.Phi_np, dtype=torch.float64)
         return t
 
-    def cpu_seconds():
-        return round(cpu_before + time.process_time() - cpu_start, 2)
+    def save_ckpt(self):
+        st = {"config": self.cfg.to_dict(), "epoch": self.epoch,
+              "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+              "history": self.history, "best": self.best, "acc": self.acc,
+              "wall_seconds": self.wall_seconds(), "cpu_seconds": self.cpu_seconds(),
+              "init_from_record": self.init_record}
+        ckpt.save(self.ckpt_path, self.net, self.opt, st, perm=self.perm)
 
-    def save_ckpt():
-        st = {"config": cfg.to_dict(), "epoch": epoch, "step_in_epoch": step_in_epoch,
-              "global_step": global_step, "history": history, "best": best, "acc": acc,
-              "wall_seconds": wall_before + time.perf_counter() - t_start,
-              "cpu_seconds": cpu_seconds(), "init_from_record": init_record}
-        ckpt.save(ckpt_path, net, opt, st, perm=perm)
+    def record_best(self, psnr, row):
+        self.best = {"val_psnr": psnr, "epoch": row["epoch"], "train_loss": row["train_loss"]}
+        wt.save(self.run_dir / "best.safetensors", self.weight_tensors(),
+                {**self.base_meta(), "name": self.name, "epochs_done": row["epoch"],
+                 "best_epoch": row["epoch"], "val_psnr": psnr,
+                 "final_train_loss": row["train_loss"], "wall_seconds": self.wall_seconds()})
 
-    sym = cfg.sym_input if needs_sym(arch, cfg.gamma) else None
-    steps_this_run = 0
-    stopped = None
-    signals = _StopOnSignal(log)
+    # -- "epoch 0" ---------------------------------------------------------------------------
+    def validate_start(self):
+        """The start itself (a warm start, or ``validate_start``) is a candidate for the best
+        checkpoint, so a fine-tune never installs something worse than where it started
+        (and epochs=0 installs a warm start as is, e.g. a trained net with a new Qinit)."""
+        psnr0 = val_psnr(self.net, self.op, self.data.val, self.device)
+        row0 = {"epoch": 0, "steps": 0, "lr": 0.0, "train_loss": None, "train_mse": None,
+                "train_sym": None, "val_psnr": psnr0, "seconds": 0.0, "blocks_per_s": 0.0,
+                "cpu_seconds": self.cpu_seconds()}
+        self.history.append(row0)
+        if math.isfinite(psnr0):
+            self.record_best(psnr0, row0)
+        self.log(f"{'warm start' if self.init_record else 'start'} (epoch 0): val PSNR "
+                 f"{psnr0:.2f} dB")
+        _write_log(self.run_dir / "log.csv", self.history)
 
-    def stop_reason():
+    # -- the epochs --------------------------------------------------------------------------
+    def stop_reason(self, signals):
+        cfg = self.cfg
         if signals.requested:
             return signals.requested
-        if cfg.max_steps and steps_this_run >= cfg.max_steps:
+        if cfg.max_steps and self.steps_this_run >= cfg.max_steps:
             return f"max_steps={cfg.max_steps}"
-        if cfg.time_budget and time.perf_counter() - t_start >= cfg.time_budget:
+        if cfg.time_budget and time.perf_counter() - self.t_start >= cfg.time_budget:
             return f"time budget {cfg.time_budget:g}s"
         return None
 
-    def record_best(psnr, row):
-        nonlocal best
-        best = {"val_psnr": psnr, "epoch": row["epoch"], "train_loss": row["train_loss"]}
-        wt.save(run_dir / "best.safetensors", weight_tensors(),
-                {**base_meta(), "name": name, "epochs_done": row["epoch"],
-                 "best_epoch": row["epoch"], "val_psnr": psnr,
-                 "final_train_loss": row["train_loss"],
-                 "wall_seconds": wall_before + time.perf_counter() - t_start})
+    def step(self, x, sym):
+        """One Adam step on blocks ``x`` at the schedule's learning rate."""
+        cfg = self.cfg
+        lr = lr_at(cfg, self.global_step, self.total_steps)
+        for g in self.opt.param_groups:
+            g["lr"] = lr * g.get("lr_scale", 1.0)  # older checkpoints: one group
+        with autocast(self.precision, self.device):
+            y = x @ self.op.Phi.T
+            out = self.fwd(y, self.op, sym=sym, s=x)
+            terms = loss_terms(out, x, loss=self.loss_name, gamma=cfg.gamma if sym else 0.0)
+        self.opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        self.opt.step()
+        b, a = x.shape[0], self.acc
+        self.acc = [a[0] + float(terms["loss"].detach()) * b, a[1] + float(terms["mse"].detach()) * b,
+                    a[2] + float(terms["sym"].detach()) * b, a[3] + b]
+        self.step_in_epoch += 1
+        self.global_step += 1
+        self.steps_this_run += 1
+        return lr
 
-    if (init_record is not None or cfg.validate_start) and not resume:
-        # "epoch 0": the warm start itself is a candidate for the best checkpoint, so a
-        # fine-tune can never install something worse than where it started (and
-        # epochs=0 installs the warm start as is, e.g. a trained net with Qinit for a new ratio)
-        psnr0 = val_psnr(net, op, data.val, device)
-        row0 = {"epoch": 0, "steps": 0, "lr": 0.0, "train_loss": None, "train_mse": None,
-                "train_sym": None, "val_psnr": psnr0,
-                "seconds": 0.0, "blocks_per_s": 0.0, "cpu_seconds": cpu_seconds()}
-        history.append(row0)
-        if math.isfinite(psnr0):
-            record_best(psnr0, row0)
-        log(f"{'warm start' if init_record else 'start'} (epoch 0): val PSNR {psnr0:.2f} dB")
-        _write_log(run_dir / "log.csv", history)
+    def end_epoch(self, seconds, steps_before, lr):
+        """Validate, record, pick the best checkpoint, write the log."""
+        cfg = self.cfg
+        psnr = val_psnr(self.net, self.op, self.data.val, self.device)
+        if not math.isfinite(psnr) and psnr != float("inf"):
+            self.log(f"epoch {self.epoch + 1}: validation PSNR is {psnr} (diverged?)")
+            psnr = -float("inf")
+        a = self.acc
+        row = {"epoch": self.epoch + 1, "steps": self.global_step, "lr": lr,
+               "train_loss": a[0] / a[3], "train_mse": a[1] / a[3], "train_sym": a[2] / a[3],
+               "val_psnr": psnr, "seconds": round(seconds, 2),
+               "blocks_per_s": round((self.step_in_epoch - steps_before) * cfg.batch / seconds, 1),
+               "cpu_seconds": self.cpu_seconds()}
+        self.history.append(row)
+        if psnr > self.best["val_psnr"]:
+            self.record_best(psnr, row)
+        self.log(f"epoch {self.epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.6f}, "
+                 f"val PSNR {psnr:.2f} dB, {row['blocks_per_s']:.0f} blocks/s")
+        self.epoch += 1
+        self.step_in_epoch, self.acc, self.perm = 0, [0.0, 0.0, 0.0, 0], None
+        _write_log(self.run_dir / "log.csv", self.history)
 
-    from tqdm.auto import tqdm
+    def loop(self, progress):
+        """Epochs until done or a stop reason; returns the reason (None when done)."""
+        from tqdm.auto import tqdm
 
-    with signals:
-        while epoch < cfg.epochs and stopped is None:
-            if perm is None or step_in_epoch == 0:
-                perm = np.random.default_rng([cfg.seed, 100, epoch]).permutation(n)[:n_epoch]
-            t_epoch = time.perf_counter()
-            steps_before = step_in_epoch
-            bar = tqdm(total=steps_per_epoch, initial=step_in_epoch, disable=not progress,
-                       desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True)
-            while step_in_epoch < steps_per_epoch:
-                idx = perm[step_in_epoch * cfg.batch:(step_in_epoch + 1) * cfg.batch]
-                x = torch.from_numpy(X[idx]).to(device)
-                lr = lr_at(cfg, global_step, total_steps)
-                for g in opt.param_groups:
-                    g["lr"] = lr * g.get("lr_scale", 1.0)  # older checkpoints: one group
-                with autocast(precision, device):
-                    y = x @ op.Phi.T
-                    out = fwd(y, op, sym=sym, s=x)
-                    terms = loss_terms(out, x, loss=loss_name, gamma=cfg.gamma if sym else 0.0)
-                opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                opt.step()
-                b = x.shape[0]
-                acc = [acc[0] + float(terms["loss"].detach()) * b,
-                       acc[1] + float(terms["mse"].detach()) * b,
-                       acc[2] + float(terms["sym"].detach()) * b, acc[3] + b]
-                step_in_epoch += 1
-                global_step += 1
-                steps_this_run += 1
-                bar.update(1)
-                if step_in_epoch % 10 == 0:
-                    bar.set_postfix(loss=f"{acc[0] / acc[3]:.5f}", val=_fmt(best["val_psnr"]))
-                if step_in_epoch == steps_per_epoch:
-                    break
-                stopped = stop_reason()
-                if stopped:
-                    break
-                if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
-                    save_ckpt()
-            bar.close()
-            if step_in_epoch == steps_per_epoch:  # epoch complete: validate, record, checkpoint
-                seconds = time.perf_counter() - t_epoch
-                psnr = val_psnr(net, op, data.val, device)
-                if not math.isfinite(psnr) and psnr != float("inf"):
-                    log(f"epoch {epoch + 1}: validation PSNR is {psnr} (diverged?)")
-                    psnr = -float("inf")
-                row = {"epoch": epoch + 1, "steps": global_step, "lr": lr,
-                       "train_loss": acc[0] / acc[3], "train_mse": acc[1] / acc[3],
-                       "train_sym": acc[2] / acc[3], "val_psnr": psnr, "seconds": round(seconds, 2),
-                       "blocks_per_s": round((step_in_epoch - steps_before) * cfg.batch / seconds,
-                                             1), "cpu_seconds": cpu_seconds()}
-                history.append(row)
-                if psnr > best["val_psnr"]:
-                    record_best(psnr, row)
-                log(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.6f}, "
-                    f"val PSNR {psnr:.2f} dB, {row['blocks_per_s']:.0f} blocks/s")
-                epoch += 1
-                step_in_epoch, acc, perm = 0, [0.0, 0.0, 0.0, 0], None
-                _write_log(run_dir / "log.csv", history)
-                if epoch < cfg.epochs:
-                    stopped = stop_reason()
-            save_ckpt()
+        cfg, X = self.cfg, self.data.train
+        sym = cfg.sym_input if needs_sym(self.arch, cfg.gamma) else None
+        signals = _StopOnSignal(self.log)
+        stopped, lr = None, 0.0
+        with signals:
+            while self.epoch < cfg.epochs and stopped is None:
+                if self.perm is None or self.step_in_epoch == 0:
+                    self.perm = np.random.default_rng([cfg.seed, 100, self.epoch]).permutation(
+                        self.n)[:self.n_epoch]
+                t_epoch = time.perf_counter()
+                steps_before = self.step_in_epoch
+                bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch,
+                           disable=not progress, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                           leave=False, dynamic_ncols=True)
+                while self.step_in_epoch < self.steps_per_epoch:
+                    k = self.step_in_epoch
+                    idx = self.perm[k * cfg.batch:(k + 1) * cfg.batch]
+                    lr = self.step(torch.from_numpy(X[idx]).to(self.device), sym)
+                    bar.update(1)
+                    if self.step_in_epoch % 10 == 0:
+                        bar.set_postfix(loss=f"{self.acc[0] / self.acc[3]:.5f}",
+                                        val=_fmt(self.best["val_psnr"]))
+                    if self.step_in_epoch == self.steps_per_epoch:
+                        break
+                    stopped = self.stop_reason(signals)
+                    if stopped:
+                        break
+                    if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                        self.save_ckpt()
+                bar.close()
+                if self.step_in_epoch == self.steps_per_epoch:
+                    self.end_epoch(time.perf_counter() - t_epoch, steps_before, lr)
+                    if self.epoch < cfg.epochs:
+                        stopped = self.stop_reason(signals)
+                self.save_ckpt()
+        self.interrupted = bool(signals.requested)
+        return stopped
 
-    result = {"run_dir": str(run_dir), "name": name, "epochs_done": epoch,
-              "best": best, "history": history}
-    if stopped:
-        log(f"stopped ({stopped}) at epoch {epoch + 1}, step {step_in_epoch}/{steps_per_epoch}; "
-            f"continue with --resume (checkpoint {ckpt_path})")
-        return {**result, "status": "stopped", "weights": None,
-                "interrupted": bool(signals.requested)}
-    # -- done: install the best epoch's weights --------------------------------------
-    best_file = run_dir / "best.safetensors"
-    if best["epoch"] is None or not best_file.is_file():
-        raise CSBenchError(f"no epoch of {run_dir} gave a finite validation PSNR (the training "
-                           f"diverged?): try a lower --lr; nothing was installed")
-    tensors = wt.read_tensors(best_file)
-    meta = wt.read_meta(best_file)
-    last = history[-1] if history else {}
-    meta.update({"epochs_done": epoch, "final_train_loss": last.get("train_loss"),
-                 "final_val_psnr": last.get("val_psnr"),
-                 "wall_seconds": round(wall_before + time.perf_counter() - t_start, 1)})
-    path = wt.install(tensors, meta, name, overwrite=True)
-    log(f"weights '{name}' written to {path} (best epoch {best['epoch']}, "
-        f"val PSNR {best['val_psnr']:.2f} dB)")
-    return {**result, "status": "done", "weights": str(path)}
+    # -- the end ---------------------------------------------------------------------------
+    def result(self):
+        return {"run_dir": str(self.run_dir), "name": self.name, "epochs_done": self.epoch,
+                "best": self.best, "history": self.history}
+
+    def stopped(self, reason):
+        self.log(f"stopped ({reason}) at epoch {self.epoch + 1}, step {self.step_in_epoch}/"
+                 f"{self.steps_per_epoch}; continue with --resume (checkpoint {self.ckpt_path})")
+        return {**self.result(), "status": "stopped", "weights": None,
+                "interrupted": self.interrupted}
+
+    def install(self):
+        """Install the best epoch's weights in the user weights folder."""
+        best_file = self.run_dir / "best.safetensors"
+        if self.best["epoch"] is None or not best_file.is_file():
+            raise CSBenchError(f"no epoch of {self.run_dir} gave a finite validation PSNR (the "
+                               f"training diverged?): try a lower --lr; nothing was installed")
+        tensors = wt.read_tensors(best_file)
+        meta = wt.read_meta(best_file)
+        last = self.history[-1] if self.history else {}
+        meta.update({"epochs_done": self.epoch, "final_train_loss": last.get("train_loss"),
+                     "final_val_psnr": last.get("val_psnr"),
+                     "wall_seconds": round(self.wall_seconds(), 1),
+                     "cpu_seconds": self.cpu_seconds()})
+        path = wt.install(tensors, meta, self.name, overwrite=True)
+        self.log(f"weights '{self.name}' written to {path} (best epoch {self.best['epoch']}, "
+                 f"val PSNR {self.best['val_psnr']:.2f} dB)")
+        return {**self.result(), "status": "done", "weights": str(path)}
 
 
 def _busy_cpu_hint(device, threads, log):
