@@ -64,8 +64,15 @@ tables-full: install release
 bench: install
 	$(BIN)/cs-bench bench
 
+# Two workers, one per core, each taking the next unfinished and unlocked run: first the
+# training study (scripts/training_study.py, issue 16), then the Tier 1 zoo. Everything
+# resumes where it stopped; run it as `nohup nice -n 19 make train > train.log 2>&1 &`.
+TRAIN_WORKERS ?= 2
 train: install
-	$(BIN)/cs-bench train-zoo --tier 1 --profile cpu
+	@for i in $$(seq $(TRAIN_WORKERS)); do \
+	  ( $(BIN)/python scripts/training_study.py run-all && \
+	    $(BIN)/cs-bench train-zoo --tier 1 --profile cpu --threads 1 ) & sleep 5; \
+	done; wait
 
 train-tier2: install
 	$(BIN)/cs-bench train-zoo --tier 2 --profile cpu

@@ -8,6 +8,7 @@ compared at equal CPU-seconds whatever else the machine was doing.
 
     python scripts/training_study.py list
     nice -n 19 python scripts/training_study.py run paper        # resumable; Ctrl-C saves
+    nice -n 19 python scripts/training_study.py run-all          # every unfinished one (make train)
     python scripts/training_study.py report                      # results/training_study.*
 
 Runs live in ``zoo_runs/study-<strategy>/`` (``log.csv`` per short epoch, the checkpoint while
@@ -60,6 +61,32 @@ def run(strategy):
     resume = (Path(cfg.out) / "checkpoint.safetensors").is_file()
     res = train(cfg, resume=resume, progress=False, log=lambda m: print(m, flush=True))
     print(f"{strategy}: {res['status']}, best val {res['best']['val_psnr']:.2f} dB", flush=True)
+
+
+def finished(strategy):
+    rows = read_log(strategy)
+    return bool(rows) and int(rows[-1]["epoch"]) >= EPOCHS
+
+
+def run_all():
+    """Train the unfinished strategies in order, skipping any another process holds (so two
+    of these, one per core, share the study); returns when none is left."""
+    from cs_bench.zoo import _lock, _unlock
+
+    for s in STRATEGIES:
+        d = RUNS / f"study-{s}"
+        if finished(s):
+            continue
+        d.mkdir(parents=True, exist_ok=True)
+        if not _lock(str(d)):
+            print(f"{s}: being trained by another process; skipped", flush=True)
+            continue
+        try:
+            run(s)
+        finally:
+            _unlock(str(d))
+        if not finished(s):  # stopped (signal): leave the rest for the next call
+            return
 
 
 def read_log(strategy):
@@ -126,6 +153,7 @@ def main(argv=None):
     sub.add_parser("list", help="the strategies")
     r = sub.add_parser("run", help="train (or resume) one strategy")
     r.add_argument("strategy", choices=list(STRATEGIES))
+    sub.add_parser("run-all", help="train every unfinished strategy not taken by another process")
     sub.add_parser("report", help="write results/training_study.md and .png")
     a = ap.parse_args(argv)
     if a.cmd == "list":
@@ -133,6 +161,8 @@ def main(argv=None):
             print(f"{s:20s} {what}")
     elif a.cmd == "run":
         run(a.strategy)
+    elif a.cmd == "run-all":
+        run_all()
     else:
         report()
 

@@ -1,0 +1,85 @@
+"""results/learning_curves.png and .md: the Tier 1 ISTA-Net / FISTA-Net training curves.
+
+Each curve is the T91 validation PSNR (2,048 held-out blocks) of one zoo model against its
+epochs, read from ``zoo_runs/<name>/log.csv`` (epoch 0: the warm start, where there is one).
+The table beside it gives each installed model's Set11 PSNR as the tables measured it
+(``results/table2.csv`` / ``table4.csv``; measured after the fact, never used for a choice),
+the paper's value and the authors' released model in this harness.
+
+    python scripts/learning_curves.py
+"""
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MODELS = [("ista-net", 0.25), ("fista-net", 0.25), ("ista-net", 0.1), ("fista-net", 0.1)] + [
+    ("ista-net", r) for r in (0.2, 0.3, 0.4, 0.5, 0.6)]
+
+
+def _set11(tables, method, ratio):
+    """(ours, paper, release) Set11 PSNR of the Tier 1 row of ``method`` at ``ratio``."""
+    label = {"ista-net": "ISTA-Net", "fista-net": "FISTA-Net"}[method]
+    out = [float("nan")] * 3
+    for t in tables:
+        hit = t[(t.row == label) & ((t.ratio - ratio).abs() < 1e-9)]
+        if len(hit):
+            out[0], out[1] = float(hit.psnr.iloc[0]), float(hit.paper_psnr.iloc[0])
+        rel = t[(t.row == f"{label} (authors' release)") & ((t.ratio - ratio).abs() < 1e-9)]
+        if len(rel):
+            out[2] = float(rel.psnr.iloc[0])
+    return out
+
+
+def main():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tables = [pd.read_csv(p) for p in (ROOT / "results" / "table2.csv",
+                                       ROOT / "results" / "table4.csv") if p.is_file()]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    rows = []
+    for method, r in MODELS:
+        name = f"{method}_r{r:g}_np9_nf32"
+        log = ROOT / "zoo_runs" / name / "log.csv"
+        if not log.is_file():
+            continue
+        h = pd.read_csv(log)
+        line, = ax.plot(h.epoch, h.val_psnr, "o-", markersize=3, label=name)
+        ours, paper, release = _set11(tables, method, r)
+        if r == 0.25:
+            for v, style in ((paper, ":"), (release, "--")):
+                if v == v:
+                    ax.axhline(v, color=line.get_color(), linestyle=style, linewidth=0.8)
+        rows.append({"model": name, "epochs": int(h.epoch.max()),
+                     "T91 val. best (dB)": round(float(h.val_psnr.max()), 2),
+                     "T91 val. last (dB)": round(float(h.val_psnr.iloc[-1]), 2),
+                     "Set11 ours": round(ours, 2), "Set11 paper": round(paper, 2),
+                     "Set11 authors' release": round(release, 2)})
+    ax.set_xlabel("epoch (88,912 T91 blocks)")
+    ax.set_ylabel("T91 validation PSNR (dB)")
+    ax.set_title("Zoo training curves (dotted: the paper's Set11 value at 0.25; dashed: the "
+                 "authors' release there)", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(ROOT / "results" / "learning_curves.png", dpi=110)
+    text = ("# Learning curves of the Tier 1 ISTA-Net / FISTA-Net models\n\n"
+            "T91 validation PSNR per epoch from `zoo_runs/<model>/log.csv` (the curves in "
+            "`learning_curves.png`), and each installed model's Set11 PSNR as `make tables` "
+            "measured it, beside the paper and the authors' released model in this harness. "
+            "Set11 is measured after the fact and never used to choose anything. Made by "
+            "`scripts/learning_curves.py`.\n\n" + pd.DataFrame(rows).to_markdown(index=False)
+            + "\n")
+    (ROOT / "results" / "learning_curves.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
