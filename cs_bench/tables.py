@@ -533,6 +533,8 @@ def write_tables(cells_df, runs, out, reused=()):
             write_release(df, runs, out)
             continue
         write_csv(df, out / f"{t}.csv")
+        if t in ("table2", "table4"):
+            atomic_write_text(out / f"{t}_ssim.md", ssim_markdown(df, t))
         if t == "table2":
             text = table2_markdown(df, env_text, reused)
         else:
@@ -541,6 +543,21 @@ def write_tables(cells_df, runs, out, reused=()):
         atomic_write_text(out / f"{t}.md", text)
     if not runs.empty:
         write_csv(runs, out / "all_runs.csv")
+
+
+def ssim_markdown(df, t):
+    """The SSIM companion of Table 2 or 4 (the paper reports PSNR only): mean SSIM per cell,
+    same rows and columns, scikit-image's SSIM on the 0-255 luminance."""
+    txt = df.assign(text=[str(n) if n else ("—" if np.isnan(v) else f"{v:.4f}")
+                          for v, n in zip(df.ssim, df.note.fillna(""))])
+    piv = txt.pivot_table(index="row", columns="column", values="text", aggfunc="first",
+                          sort=False).reset_index().rename(columns={"row": ""})
+    title = {"table2": "Table 2 (SSIM): Set11 mean SSIM at ratios 0.25 and 0.10",
+             "table4": "Table 4 (SSIM): Set11 mean SSIM at ratios 0.2-0.6"}[t]
+    return (f"# {title}\n\nThe SSIM companion of `{t}.md`: the same models and runs, mean "
+            "SSIM over Set11 (scikit-image, `data_range=255`, on the luminance). The paper "
+            "reports PSNR only, so there is no paper column.\n\n"
+            + piv.to_markdown(index=False) + "\n")
 
 
 #: the authors' own test script (TEST_CS_ISTA_Net[_plus].py) run here on their release,

@@ -49,6 +49,9 @@ def test_small_tables_end_to_end(tmp_path, monkeypatch):
     assert df.loc[df.table == "table4", "note"].item() == "not trained"
     md2 = (tmp_path / "table2.md").read_text()
     assert "35.8 (CPU)" in md2
+    ssim2 = (tmp_path / "table2_ssim.md").read_text()  # the SSIM companions
+    assert f"{t2.ssim.iloc[0]:.4f}" in ssim2 and "paper" in ssim2
+    assert "not trained" in (tmp_path / "table4_ssim.md").read_text()
 
 
 def test_only_writes_the_selected_tables(tmp_path, monkeypatch):
