@@ -661,7 +661,17 @@ def _merge_runs(path, runs):
     return both.drop(columns="_r").reset_index(drop=True)
 
 
-PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release")
+PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release", "phases")
+
+
+def _write_phases(out, dataset, data_dir):
+    """results/phases.*: PSNR after each phase of the Table 2 unrolled models at 0.25."""
+    from .data import image_refs
+    from .phases import table2_models, write_phases
+
+    models = table2_models(0.25)
+    if models:
+        write_phases(models, {r.name: r.load() for r in image_refs(dataset, data_dir)}, out)
 
 
 def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,
@@ -709,6 +719,8 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
         from . import figures as figs
 
         figs.write_all(cells_df, runs, out, dataset=dataset, data_dir=data_dir)
+    if figures and (not only or "phases" in only):
+        _write_phases(out, dataset, data_dir)
     if progress:
         print(f"tables written to {out}/ in {time.perf_counter() - t0:.0f} s", flush=True)
         if not runs.empty and "seconds" in runs:

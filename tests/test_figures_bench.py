@@ -2,6 +2,7 @@
 size (a cheap method, few repeats)."""
 
 import functools
+import re
 import json
 
 import numpy as np
@@ -48,3 +49,27 @@ def test_bench_runs_at_tiny_size(tmp_path, monkeypatch):
     md = (tmp_path / "bench.md").read_text()
     assert "min-norm" in md and (tmp_path / "bench.csv").is_file()
     assert set(df.method) == {"min-norm"} and (df.seconds > 0).all()
+
+
+def test_phases_table_and_figure_at_tiny_size(tmp_path, monkeypatch):
+    from cs_bench.learned.train import TrainConfig, train
+    from cs_bench.learned.trainset import Recipe
+    from cs_bench.phases import write_phases
+
+    monkeypatch.setenv("CS_BENCH_WEIGHTS", str(tmp_path / "w"))
+    rec = Recipe(source="synthetic", n_blocks=64, n_val=16, seed=0)
+    for m in ("ista-net", "fista-net"):
+        train(TrainConfig(method=m, ratio=0.25, phases=2, nf=4, epochs=1, batch=32, recipe=rec,
+                          name=f"tiny-{m}", out=str(tmp_path / m), checkpoint_every=0,
+                          threads=1), progress=False, log=lambda *a: None)
+    rng = np.random.default_rng(0)
+    imgs = {"a": rng.random((40, 50)), "b": rng.random((33, 33))}
+    df = write_phases({"ISTA-Net": ("ista-net", "tiny-ista-net"),
+                       "FISTA-Net": ("fista-net", "tiny-fista-net")}, imgs, tmp_path, show="b")
+    assert len(df) == 2 * 2 * 3  # models x images x (x(0) + 2 phases)
+    assert set(df.phase) == {0, 1, 2} and np.isfinite(df.psnr).all()
+    # x(0) is Qinit y for both networks: the same image, the same PSNR
+    x0 = df[df.phase == 0].pivot(index="image", columns="model", values="psnr")
+    assert np.allclose(x0["ISTA-Net"], x0["FISTA-Net"])
+    _png(tmp_path / "phases.png")
+    assert re.search(r"\|\s+phase\s+\|\s+FISTA-Net", (tmp_path / "phases.md").read_text())
