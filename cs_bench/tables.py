@@ -664,6 +664,43 @@ def _merge_runs(path, runs):
 PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release", "phases")
 
 
+def write_pareto(runs, cells_df, out, ratio=0.25):
+    """results/pareto.png and pareto.md: Table 2's methods at ``ratio``, mean PSNR against
+    seconds per image (one run, one machine), the Pareto front marked."""
+    from . import plot
+    from .runner import environment
+
+    t2 = cells_df[(cells_df.table == "table2") & np.isclose(cells_df.ratio, ratio)]
+    if runs.empty or t2.empty:
+        return None
+    keys = {(c.method, c.params) for c in t2.itertuples()}
+    label = {(c.method, c.params): c.row for c in t2.itertuples()}
+    sel = runs[[(m, p) in keys for m, p in zip(runs.method, runs.params)]
+               & np.isclose(runs.ratio, ratio) & runs.error.isna()]
+    sel = sel[sel.phi.astype(str).str.startswith("seed:")]  # one Phi for every point
+    if sel.empty:
+        return None
+    sel = sel.assign(series=[label[(m, p)] for m, p in zip(sel.method, sel.params)])
+    env = environment()
+    device = f"{env['processor']} CPU, {env['cpus']} cores"
+    fig = plot.psnr_vs_seconds(sel, title=f"Set11 at ratio {ratio:g}: PSNR against seconds per "
+                                          f"image on {device} (ringed: Pareto front)")
+    plot.save(fig, out / "pareto", formats=("png",))
+    pts = plot.points(sel)
+    front = set(plot.pareto_front(pts).series)
+    pts = pts.sort_values("seconds")
+    rows = [{"method": r.series, "PSNR (dB)": f"{r.psnr:.2f}", "s/image": f"{r.seconds:.4g}",
+             "images": int(r.images), "Pareto front": "yes" if r.series in front else ""}
+            for r in pts.itertuples()]
+    atomic_write_text(out / "pareto.md", (
+        f"# Quality against cost: Set11 at ratio {ratio:g}\n\nMean PSNR and mean seconds per "
+        f"image of every Table 2 method (harness Phi), all timed in the same `make tables` run "
+        f"on {device}; learned methods on the CPU too. A method is on the Pareto front when no "
+        "other is both faster and better. The authors' released models are measured with their "
+        "own Phi in Table 2, so they are left out here (one Phi for every point).\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"))
+    return pts
+
+
 def _write_phases(out, dataset, data_dir):
     """results/phases.*: PSNR after each phase of the Table 2 unrolled models at 0.25."""
     from .data import image_refs
@@ -721,6 +758,8 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
         figs.write_all(cells_df, runs, out, dataset=dataset, data_dir=data_dir)
     if figures and (not only or "phases" in only):
         _write_phases(out, dataset, data_dir)
+    if figures and (not only or "table2" in only):
+        write_pareto(runs, cells_df, out)
     if progress:
         print(f"tables written to {out}/ in {time.perf_counter() - t0:.0f} s", flush=True)
         if not runs.empty and "seconds" in runs:

@@ -73,3 +73,20 @@ def test_phases_table_and_figure_at_tiny_size(tmp_path, monkeypatch):
     assert np.allclose(x0["ISTA-Net"], x0["FISTA-Net"])
     _png(tmp_path / "phases.png")
     assert re.search(r"\|\s+phase\s+\|\s+FISTA-Net", (tmp_path / "phases.md").read_text())
+
+
+def test_pareto_marks_the_front(tmp_path):
+    from cs_bench.tables import write_pareto
+
+    cells = pd.DataFrame({"table": ["table2"] * 3, "ratio": [0.25] * 3,
+                          "row": ["Fast", "Slow but good", "Slow and bad"],
+                          "method": ["a", "b", "c"], "params": ["{}"] * 3})
+    runs = pd.DataFrame({"method": list("aabbcc"), "params": ["{}"] * 6, "ratio": [0.25] * 6,
+                         "psnr": [25, 26, 30, 31, 20, 21], "seconds": [0.1, 0.1, 9, 11, 50, 50],
+                         "error": [None] * 6, "phi": ["seed:0"] * 6, "image": list("xyxyxy")})
+    pts = write_pareto(runs, cells, tmp_path)
+    md = (tmp_path / "pareto.md").read_text()
+    assert len(pts) == 3 and "| Slow and bad" in md
+    front = [ln for ln in md.splitlines() if re.search(r"\|\s*yes\s*\|$", ln)]
+    assert len(front) == 2 and not any("Slow and bad" in ln for ln in front)
+    _png(tmp_path / "pareto.png")
