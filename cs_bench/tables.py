@@ -90,6 +90,7 @@ def cells():
                 m = {v: k for k, v in LEARNED_LABELS.items()}[label]
                 out.append(_learned("table4", label, f"{r:g}", m, r, v))
     out += release_cells()
+    out += ratio_matrix_cells()
     for m in ("ista-net", "fista-net", "ista-net-star", "fista-net-star"):  # Fig. 6a
         for g in (0.01, 0.0):
             out.append(_learned("fig6a", LEARNED_LABELS[m], f"gamma={g:g}", m, 0.25, float("nan"),
@@ -138,6 +139,76 @@ def release_cells():
             c.params.pop("trained_ratio")
             out.append(c)
     return out
+
+
+def ratio_matrix_cells():
+    """ISTA-Net trained at ratio a, run at ratio b (Phi_b, Qinit_b solved on T91), for every
+    Tier 1 a and b; the authors' released ISTA-Net (harness Phi) at the ratios it covers."""
+    from .learned import release as rel
+    from .zoo import TIER1_RATIOS
+
+    out = []
+    for a in TIER1_RATIOS:
+        e = find("ista-net", a)
+        for b in TIER1_RATIOS:
+            out.append(Cell("ratio_matrix", f"ours, trained at {a:g}", f"{b:g}", "ista-net", b,
+                            params={"weights": e.name}))
+    for a in (r for r in rel.RATIOS if min(TIER1_RATIOS) <= r <= max(TIER1_RATIOS)):
+        for b in TIER1_RATIOS:
+            out.append(Cell("ratio_matrix", f"authors' release, trained at {a:g}", f"{b:g}",
+                            "ista-net", b,
+                            params={"weights": rel.weights_name("ista-net", a, own_phi=False)}))
+    return out
+
+
+def ratio_matrix_markdown(df):
+    """The matrix of PSNR (trained a -> run at b) and each cell's difference to the model of
+    its family trained at b (the diagonal)."""
+    df = df.assign(a=[float(r.rsplit(" ", 1)[1]) for r in df.row],
+                   family=[r.split(",")[0] for r in df.row], b=df.ratio)
+    diag = {(f, b): p for f, a, b, p in zip(df.family, df.a, df.b, df.psnr) if abs(a - b) < 1e-9}
+    text = []
+    for r in df.itertuples():
+        if r.note:
+            text.append(str(r.note))
+            continue
+        ref = diag.get((r.family, r.b), np.nan)
+        rel = "" if abs(r.a - r.b) < 1e-9 or np.isnan(ref) else f" ({r.psnr - ref:+.2f})"
+        text.append("—" if np.isnan(r.psnr) else f"{r.psnr:.2f}{rel}")
+    piv = df.assign(text=text).pivot_table(index="row", columns="column", values="text",
+                                           aggfunc="first", sort=False)
+    return ("# Ratio generalization: ISTA-Net trained at ratio a, run at ratio b (Set11)\n\n"
+            "Rows: the model (its training ratio a); columns: the ratio b it runs at, with the "
+            "harness's nested Phi_b and Qinit_b solved on T91 (Eq. 12), the weights unchanged. "
+            "Cells: mean PSNR (dB), and in brackets the difference to the same family's model "
+            "trained at b (the diagonal). The paper's ISTA-Net0.4 (Table 4) is the row trained "
+            "at 0.4. Ours are this project's CPU-trained models (budgets in Table 4); the "
+            "authors' release rows are their 200-epoch models, run with the harness Phi.\n\n"
+            + piv.reset_index().rename(columns={"row": ""}).to_markdown(index=False) + "\n")
+
+
+def ratio_matrix_figure(df, out):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    piv = df.pivot_table(index="row", columns="column", values="psnr", sort=False)
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(piv) + 1.5))
+    im = ax.imshow(piv.values, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(piv.shape[1]), piv.columns)
+    ax.set_yticks(range(piv.shape[0]), piv.index, fontsize=7)
+    for i in range(piv.shape[0]):
+        for j in range(piv.shape[1]):
+            v = piv.values[i, j]
+            if not np.isnan(v):
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6, color="w")
+    ax.set_xlabel("run at ratio b")
+    fig.colorbar(im, ax=ax, label="Set11 PSNR (dB)")
+    ax.set_title("ISTA-Net trained at a (rows), run at b (columns)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(Path(out) / "ratio_matrix.png", dpi=110)
+    plt.close(fig)
 
 
 def _weights_budget(name):
@@ -525,12 +596,18 @@ def write_tables(cells_df, runs, out, reused=()):
 
     env = environment()
     env_text = f"{env['processor']} CPU, {env['cpus']} cores"
-    for t in ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release"):
+    for t in ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release",
+              "ratio_matrix"):
         df = cells_df[cells_df.table == t]
         if df.empty:
             continue
         if t == "release":
             write_release(df, runs, out)
+            continue
+        if t == "ratio_matrix":
+            write_csv(df, out / f"{t}.csv")
+            atomic_write_text(out / f"{t}.md", ratio_matrix_markdown(df))
+            ratio_matrix_figure(df, out)
             continue
         write_csv(df, out / f"{t}.csv")
         if t in ("table2", "table4"):
@@ -661,7 +738,8 @@ def _merge_runs(path, runs):
     return both.drop(columns="_r").reset_index(drop=True)
 
 
-PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release", "phases")
+PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release", "ratio_matrix",
+         "phases")
 
 
 def write_pareto(runs, cells_df, out, ratio=0.25):

@@ -8,8 +8,11 @@ def test_cells_cover_every_paper_number():
     from cs_bench import paper
 
     all_cells = tables.cells()
-    release = [c for c in all_cells if c.params.get("weights", "").startswith("release-")]
-    cells = [c for c in all_cells if c not in release]
+    matrix = [c for c in all_cells if c.table == "ratio_matrix"]
+    release = [c for c in all_cells if c.params.get("weights", "").startswith("release-")
+               and c.table != "ratio_matrix"]
+    cells = [c for c in all_cells if c not in release and c not in matrix]
+    assert len(matrix) == 7 * 7 + 5 * 7  # ours at 0.1-0.6; the release at 0.1, 0.25-0.5
     n_paper = sum(len(v) for v in paper.TABLE1.values()) + 2 * len(paper.TABLE2) + \
         sum(len(v) for v in paper.TABLE3.values()) + sum(len(v) for v in paper.TABLE4.values())
     assert sum(1 for c in cells if c.paper == c.paper) == n_paper  # every published value
@@ -212,3 +215,17 @@ def test_table4_remark_says_which_ratios_are_fine_tuned_from_the_shared_start():
     assert base in text and "0.2 as is" in text and "0.3, 0.4 fine-tuned" in text
     assert "coincide" in tables._ista_ratio_remark(ista.assign(epochs=0.0))
     assert tables._ista_ratio_remark(ista.assign(init_from=[base, None, base])) == ""
+
+
+def test_ratio_matrix_is_relative_to_the_model_trained_at_the_run_ratio(tmp_path):
+    rows = []
+    for a in (0.1, 0.25):
+        for b in (0.1, 0.25):
+            rows.append({"table": "ratio_matrix", "row": f"ours, trained at {a:g}",
+                         "column": f"{b:g}", "ratio": b, "psnr": 20 + 10 * b - abs(a - b),
+                         "note": ""})
+    df = pd.DataFrame(rows)
+    md = tables.ratio_matrix_markdown(df)
+    assert "22.35 (-0.15)" in md and "| 22.50 " in md  # 0.1 -> 0.25 vs the 0.25 model
+    tables.ratio_matrix_figure(df, tmp_path)
+    assert (tmp_path / "ratio_matrix.png").stat().st_size > 1000
