@@ -77,6 +77,7 @@ import numpy as np
 
 from cs_bench.errors import CSBenchError
 from cs_bench.method import Method
+from cs_bench.operator import BlockCS
 from cs_bench.registry import register
 
 DELTA, RHO, ETA = 1e-4, 0.5, 0.85  # Armijo constant, backtracking factor, Zhang-Hager eta
@@ -292,13 +293,13 @@ def _solve_blocks(b, Phi, block, opts):
     """
     import torch
 
-    Phi = torch.from_numpy(np.array(Phi, dtype=np.float64))  # a private, writable copy
+    op = BlockCS(Phi).torch()  # float64, a private copy of Phi
 
     def A(u):
-        return (torch.from_numpy(u.reshape(len(u), -1)) @ Phi.T).numpy()
+        return op.A(torch.from_numpy(u.reshape(len(u), -1))).numpy()
 
     def At(r):
-        return (torch.from_numpy(np.ascontiguousarray(r)) @ Phi).numpy().reshape(
+        return op.At(torch.from_numpy(np.ascontiguousarray(r))).numpy().reshape(
             len(r), block, block)
 
     threads = torch.get_num_threads()

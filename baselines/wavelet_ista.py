@@ -53,6 +53,7 @@ import pywt
 
 from cs_bench.errors import CSBenchError
 from cs_bench.method import Method
+from cs_bench.operator import BlockCS
 from cs_bench.registry import register
 
 from .wavelet_ops import BlockWavelet, ImageWavelet, max_block_levels
@@ -165,9 +166,10 @@ def iterate(x0, grad, W, rho, tau, iters, fista=False, callback=None):
 def solve_blocks(Y, Phi, tau, iters, W, fista=False, rho=None, callback=None):
     """Solve every block (rows of Y, n_blocks x M) at once; returns X (n_blocks x N)."""
     rho = step_size(Phi) if rho is None else rho
+    op = BlockCS(Phi)
 
     def grad(X):  # Phi^T (Phi x - y) for every row
-        return (X @ Phi.T - Y) @ Phi
+        return op.At(op.A(X) - Y)
 
     X0 = np.zeros((Y.shape[0], Phi.shape[1]))
     return iterate(X0, grad, W, rho, tau, iters, fista, callback)

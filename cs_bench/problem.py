@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import blocks as _blocks
+from .operator import BlockCS
 from .sensing import BLOCK, make_phi, measure
 
 
@@ -77,11 +78,16 @@ class Problem:
         H, W = self.image_shape
         return np.asarray(padded)[:H, :W]
 
-    # -- the forward operator on whole (padded) images, for image-scope methods --------
+    # -- the measurement operator ----------------------------------------------------------
+    @property
+    def op(self):
+        """The block CS operator of this problem (:class:`cs_bench.operator.BlockCS`)."""
+        return BlockCS(self.Phi, self.padded_shape, self.block)
+
     def A(self, padded):
-        """Measure a padded image: blocks -> n_blocks x M."""
-        return self.to_blocks(padded) @ self.Phi.T
+        """Measure a padded image: blocks -> n_blocks x M (image-scope methods)."""
+        return self.op.A_image(padded)
 
     def At(self, y):
         """Adjoint of :meth:`A`: n_blocks x M -> padded image."""
-        return self.to_padded(np.asarray(y) @ self.Phi)
+        return self.op.At_image(y)

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cs_bench.operator import BlockCS
 from cs_bench.sensing import BLOCK, N
 
 def __getattr__(name):
@@ -74,37 +75,33 @@ def soft(u, theta):
     return torch.sign(u) * F.relu(torch.abs(u) - theta)
 
 
-class BlockOperator:
-    """Phi, Phi^T Phi and Qinit of one ratio, on one device, in float32.
+class BlockOperator(BlockCS):
+    """The block CS operator of one ratio in float32 torch, with Qinit (N x M).
 
     ``gradient_step`` computes Eq. (4) in row form, r = x - rho (x Phi^T Phi - y Phi),
-    with ``PhiTPhi`` precomputed once and ``PhiTy = y Phi`` once per batch. It runs in
-    float32 even under bf16 autocast: only the convolutions run in reduced precision.
+    with ``PhiTPhi`` formed once and ``PhiTy = y Phi`` once per batch. It runs in float32
+    even under bf16 autocast: only the convolutions run in reduced precision.
     """
 
     def __init__(self, Phi, Qinit):
-        self.Phi = Phi.float()
+        super().__init__(Phi.float())
         self.Qinit = Qinit.float()  # N x M
-        self.PhiTPhi = self.Phi.T @ self.Phi
+        self._PhiTPhi = self.Phi.T @ self.Phi
 
     def to(self, device):
         return BlockOperator(self.Phi.to(device), self.Qinit.to(device))
-
-    @property
-    def M(self):
-        return self.Phi.shape[0]
 
     def initial(self, y):
         """x(0) = Qinit y (Eq. 13), row form Y Qinit^T."""
         return y.float() @ self.Qinit.T
 
     def PhiTy(self, y):
-        return y.float() @ self.Phi
+        return self.At(y.float())
 
     def gradient_step(self, x, rho, PhiTy):
         with torch.autocast(x.device.type, enabled=False):
             x = x.float()
-            return x - rho * (x @ self.PhiTPhi - PhiTy)
+            return x - rho * (self.AtA(x) - PhiTy)
 
 
 @dataclass
