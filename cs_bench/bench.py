@@ -383,6 +383,13 @@ def cmd_bench(args):
         if args.threads < 1:
             raise CSBenchError(f"--threads must be at least 1, got {args.threads}")
         set_threads(args.threads)
+    if args.repeats < 1:
+        from .errors import CSBenchError
+
+        raise CSBenchError(f"--repeats must be at least 1, got {args.repeats}")
+    from .export import check_outputs
+
+    check_outputs({"--out": Path(args.out) / "bench.md"})  # before the work, not after
     run_bench(args.out, methods, args.repeats, args.ratio, args.dataset, args.data_dir)
     return 0
 

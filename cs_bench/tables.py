@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import paper
 from .errors import CSBenchError, unknown_name
-from .export import atomic_write_text, write_csv
+from .export import atomic_write_text, check_outputs, write_csv
 from .learned.spec import SPECS
 from .zoo import find
 
@@ -873,6 +873,7 @@ def cmd_tables(args):
         raise CSBenchError(f"--jobs must be at least 1, got {args.jobs}")
     cached_only = [m.strip() for m in args.cached_only.split(",") if m.strip()]
     reuse = [m.strip() for m in args.reuse.split(",") if m.strip()]
+    check_outputs({"--out": Path(args.out) / "table2.md"})  # before the work, not after
     make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures, only=only,
                 cached_only=cached_only, reuse=reuse)
     return 0

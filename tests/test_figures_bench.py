@@ -90,3 +90,16 @@ def test_pareto_marks_the_front(tmp_path):
     front = [ln for ln in md.splitlines() if re.search(r"\|\s*yes\s*\|$", ln)]
     assert len(front) == 2 and not any("Slow and bad" in ln for ln in front)
     _png(tmp_path / "pareto.png")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--out", "/proc/cs-bench-test"], "cannot write /proc/cs-bench-test/bench.md"),
+    (["bench", "--repeats", "0"], "--repeats must be at least 1"),
+    (["tables", "--out", "/proc/cs-bench-test"], "cannot write /proc/cs-bench-test/table2.md"),
+])
+def test_bench_and_tables_refuse_bad_arguments_before_any_work(argv, message, capsys):
+    from cs_bench.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
