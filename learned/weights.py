@@ -26,7 +26,7 @@ package index and match it; a user file that is in its index must match it (a us
 copied in by hand, not in the index, is loaded and listed as "unindexed"). Tensors are read
 with safetensors only: nothing is ever unpickled.
 
-Default names are the model zoo's (:mod:`cs_bench.zoo`, tier 1):
+Default names are the model zoo's (:mod:`cs_bench.paper.zoo`, tier 1):
 
 >>> default_name("ista-net", 0.25, phases=9, nf=32)
 'ista-net_r0.25_np9_nf32'

@@ -71,7 +71,7 @@ def finished(strategy):
 def run_all():
     """Train the unfinished strategies in order, skipping any another process holds (so two
     of these, one per core, share the study); returns when none is left."""
-    from cs_bench.zoo import _lock, _unlock
+    from cs_bench.paper.zoo import _lock, _unlock
 
     for s in STRATEGIES:
         d = RUNS / f"study-{s}"

@@ -10,7 +10,7 @@ import cs_bench
 
 MODULES = sorted(
     f"{pkg}.{m.name}"
-    for pkg in ("cs_bench", "cs_bench.baselines", "cs_bench.learned")
+    for pkg in ("cs_bench", "cs_bench.baselines", "cs_bench.learned", "cs_bench.paper")
     for m in pkgutil.iter_modules(importlib.import_module(pkg).__path__)
     if not m.name.startswith("_") and m.name not in ("cli",)
 )

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cs_bench import bench, figures
+from cs_bench.paper import bench, figures
 
 
 def _png(path):
@@ -54,7 +54,7 @@ def test_bench_runs_at_tiny_size(tmp_path, monkeypatch):
 def test_phases_table_and_figure_at_tiny_size(tmp_path, monkeypatch):
     from cs_bench.learned.train import TrainConfig, train
     from cs_bench.learned.trainset import Recipe
-    from cs_bench.phases import write_phases
+    from cs_bench.paper.phases import write_phases
 
     monkeypatch.setenv("CS_BENCH_WEIGHTS", str(tmp_path / "w"))
     rec = Recipe(source="synthetic", n_blocks=64, n_val=16, seed=0)
@@ -76,7 +76,7 @@ def test_phases_table_and_figure_at_tiny_size(tmp_path, monkeypatch):
 
 
 def test_pareto_marks_the_front(tmp_path):
-    from cs_bench.tables import write_pareto
+    from cs_bench.paper.tables import write_pareto
 
     cells = pd.DataFrame({"table": ["table2"] * 3, "ratio": [0.25] * 3,
                           "row": ["Fast", "Slow but good", "Slow and bad"],

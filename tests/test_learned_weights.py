@@ -121,7 +121,7 @@ def test_weights_by_path_and_default_names(tmp_path):
     assert wt.default_name("ista-net", 0.4) == "ista-net_r0.4_np9_nf32"
     assert wt.default_name("fista-net-star", 0.25, 11, 16) == "fista-net-star_r0.25_np11_nf16"
     assert wt.default_name("reconnet-enhanced", 0.1) == "reconnet-enhanced_r0.1"
-    from cs_bench.zoo import ZooEntry
+    from cs_bench.paper.zoo import ZooEntry
 
     for e in (ZooEntry("ista-net", 0.25, 1), ZooEntry("sda", 0.1, 1)):
         assert wt.default_name(e.method, e.ratio, e.phases, e.nf) == e.name

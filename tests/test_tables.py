@@ -1,11 +1,11 @@
 import pandas as pd
 
-from cs_bench import tables
-from cs_bench.tables import Cell
+from cs_bench.paper import tables
+from cs_bench.paper.tables import Cell
 
 
 def test_cells_cover_every_paper_number():
-    from cs_bench import paper
+    from cs_bench.paper import published as paper
 
     all_cells = tables.cells()
     matrix = [c for c in all_cells if c.table == "ratio_matrix"]
@@ -17,7 +17,7 @@ def test_cells_cover_every_paper_number():
         sum(len(v) for v in paper.TABLE3.values()) + sum(len(v) for v in paper.TABLE4.values())
     assert sum(1 for c in cells if c.paper == c.paper) == n_paper  # every published value
     learned = [c for c in cells if "weights" in c.params]
-    from cs_bench.zoo import entry
+    from cs_bench.paper.zoo import entry
 
     for c in learned:
         entry(c.params["weights"])  # every learned cell names a zoo model
@@ -85,7 +85,7 @@ def test_zoo_lock_keeps_a_second_trainer_out(tmp_path):
     import subprocess
     import sys
 
-    from cs_bench import zoo
+    from cs_bench.paper import zoo
 
     run = str(tmp_path / "run")
     assert zoo._lock(run) and zoo._lock(run)  # ours: taken again
@@ -183,7 +183,7 @@ def test_reuse_takes_same_code_rows_from_all_runs_and_computes_the_rest(tmp_path
 
 
 def test_tier2_cpu_models_are_carried_from_the_tier1_network_and_wait_for_it(monkeypatch):
-    from cs_bench import zoo
+    from cs_bench.paper import zoo
 
     t2 = [e for e in zoo.ZOO if e.tier == 2]
     assert len(t2) == 24 and len({e.name for e in t2}) == 24

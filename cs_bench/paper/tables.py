@@ -2,7 +2,7 @@
 
 Each table is a list of cells (row, column, method, params, ratio, the paper's value).
 All cells are computed through :func:`cs_bench.runner.run`, so the run cache makes a second
-``make tables`` take seconds. Learned cells name a zoo model (:mod:`cs_bench.zoo`); a model
+``make tables`` take seconds. Learned cells name a zoo model (:mod:`cs_bench.paper.zoo`); a model
 that is not trained yet shows as "not trained" rather than a number, and the budget of the
 ones that are (epochs, device, wall time) is read from their weights' metadata.
 
@@ -20,19 +20,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import paper
-from .errors import CSBenchError, unknown_name
-from .export import atomic_write_text, check_outputs, write_csv
-from .learned.spec import SPECS
+from . import published as paper
+from ..errors import CSBenchError, unknown_name
+from ..export import atomic_write_text, check_outputs, write_csv
+from .labels import CLASSICAL, EXTRA, LABELS, LEARNED_LABELS  # noqa: F401 - LABELS re-exported
+from .labels import label as _label
 from .zoo import find
 
-LEARNED_LABELS = {name: s.label for name, s in SPECS.items()}
 #: the authors' released models: table row -> (method, the paper's row for its numbers)
 RELEASE_ROWS = {"ISTA-Net (authors' release)": ("ista-net", "ISTA-Net"),
                 "ISTA-Net+ (authors' release)": ("ista-net-plus", "ISTA-Net+")}
-CLASSICAL = {"TVAL3": "tval3", "NLR-CS": "nlr-cs", "D-AMP": "d-amp"}
-EXTRA = {"ISTA (wavelet)": "ista-wavelet", "FISTA (wavelet)": "fista-wavelet",
-         "min-norm": "min-norm"}  # ours, not in the paper: references
 
 
 @dataclass
@@ -105,7 +102,7 @@ def _release_cell(table, row, method, ratio, paper_value, trained_ratio=None):
     """A cell of an authors' released model: its own Phi and Qinit where the release has
     them, else the harness Phi with Qinit solved on T91 (``_phi-ours``); ``trained_ratio``
     runs the model of that ratio at ``ratio`` (harness Phi_b, Qinit_b)."""
-    from .learned import release as rel
+    from ..learned import release as rel
 
     r = trained_ratio or ratio
     own = trained_ratio is None and rel.has_own_phi(r)
@@ -118,7 +115,7 @@ def _release_cell(table, row, method, ratio, paper_value, trained_ratio=None):
 
 def release_cells():
     """Table 2 and Table 4 rows of the authors' released models, at every ratio they cover."""
-    from .learned import release as rel
+    from ..learned import release as rel
 
     out = []
     for row, (m, paper_row) in RELEASE_ROWS.items():
@@ -144,7 +141,7 @@ def release_cells():
 def ratio_matrix_cells():
     """ISTA-Net trained at ratio a, run at ratio b (Phi_b, Qinit_b solved on T91), for every
     Tier 1 a and b; the authors' released ISTA-Net (harness Phi) at the ratios it covers."""
-    from .learned import release as rel
+    from ..learned import release as rel
     from .zoo import TIER1_RATIOS
 
     out = []
@@ -214,7 +211,7 @@ def ratio_matrix_figure(df, out):
 def _weights_budget(name):
     """(epochs, device, wall hours, val PSNR) of a zoo model from its weights' metadata."""
     try:
-        from .learned.weights import read_metadata
+        from ..learned.weights import read_metadata
     except ImportError:
         return None
     try:
@@ -258,7 +255,7 @@ def reuse_rows(runs, previous):
     source, :func:`cs_bench.runner.code_id`). A row without a match stays NOT_CACHED; a row
     of an older CSV without the ``code`` column never matches. Taken rows get ``reused=True``
     (the tables say so; the column is not written to ``all_runs.csv``)."""
-    from .runner import NOT_CACHED
+    from ..runner import NOT_CACHED
 
     if runs.empty or previous is None or previous.empty or "code" not in previous:
         return runs
@@ -285,7 +282,7 @@ def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, ca
     Methods in ``cached_only`` are not computed: only their cached results are used.
     Methods in ``reuse`` take what the run cache lacks from ``previous`` (see
     :func:`reuse_rows`) and compute only the rest."""
-    from .runner import run
+    from ..runner import run
 
     groups = {}
     for c in all_cells:
@@ -316,8 +313,8 @@ def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, ca
 def _run_release_phi(method, params, phi, ratios, dataset, data_dir, jobs):
     """Rows of a released model with the release's own Phi; ``ratio`` says the paper's ratio
     (the runner records M / 1089 for a user's Phi)."""
-    from .learned import release as rel
-    from .runner import run
+    from ..learned import release as rel
+    from ..runner import run
 
     (ratio,) = ratios  # one Phi file, one ratio
     df = run([method], dataset, [ratio], jobs=jobs, data_dir=data_dir, params={method: params},
@@ -327,7 +324,7 @@ def _run_release_phi(method, params, phi, ratios, dataset, data_dir, jobs):
 
 def _compute_missing(df, method, dataset, kw):
     """Compute the rows of ``df`` still NOT_CACHED (per ratio, only their images)."""
-    from .runner import NOT_CACHED, run
+    from ..runner import NOT_CACHED, run
 
     todo = df[df.error == NOT_CACHED]
     if todo.empty:
@@ -340,7 +337,7 @@ def _compute_missing(df, method, dataset, kw):
 
 def assemble(all_cells, runs):
     """One row per cell: paper, ours, difference, seconds, budget."""
-    from .runner import NOT_CACHED
+    from ..runner import NOT_CACHED
 
     rows = []
     for c in all_cells:
@@ -496,7 +493,7 @@ def _table_remark(t, df):
     if t in ("table1", "table3", "fig6a", "fig6b"):
         from .zoo import TIER2_BASE, TIER2_CPU_BLOCKS
 
-        from .learned.train import PROFILES
+        from ..learned.train import PROFILES
 
         steps = TIER2_CPU_BLOCKS // PROFILES["cpu"]["batch"]
         if len(df) and df.init_from.notna().all() and (df.init_from == TIER2_BASE).all():
@@ -583,16 +580,10 @@ def _reused_text(methods):
 
 
 #: the paper's name of every method the tables run
-LABELS = {**LEARNED_LABELS, **{v: k for k, v in CLASSICAL.items()},
-          **{v: k for k, v in EXTRA.items()}}
-
-
-def _label(method):
-    return LABELS.get(method, method)
 
 
 def write_tables(cells_df, runs, out, reused=()):
-    from .runner import environment
+    from ..runner import environment
 
     env = environment()
     env_text = f"{env['processor']} CPU, {env['cpus']} cores"
@@ -645,7 +636,7 @@ AUTHORS_SCRIPT = "release_authors_script.csv"
 def write_release(df, runs, out):
     """results/release.md and release.csv: every released model in this harness with its own
     Phi and with ours, beside the CVPR 2018 paper and the authors' test script."""
-    from .learned import release as rel
+    from ..learned import release as rel
 
     authors = {}
     if (out / AUTHORS_SCRIPT).is_file():
@@ -745,8 +736,8 @@ PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release", "r
 def write_pareto(runs, cells_df, out, ratio=0.25):
     """results/pareto.png and pareto.md: Table 2's methods at ``ratio``, mean PSNR against
     seconds per image (one run, one machine), the Pareto front marked."""
-    from . import plot
-    from .runner import environment
+    from .. import plot
+    from ..runner import environment
 
     t2 = cells_df[(cells_df.table == "table2") & np.isclose(cells_df.ratio, ratio)]
     if runs.empty or t2.empty:
@@ -781,7 +772,7 @@ def write_pareto(runs, cells_df, out, ratio=0.25):
 
 def _write_phases(out, dataset, data_dir):
     """results/phases.*: PSNR after each phase of the Table 2 unrolled models at 0.25."""
-    from .data import image_refs
+    from ..data import image_refs
     from .phases import table2_models, write_phases
 
     models = table2_models(0.25)
@@ -805,7 +796,7 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
                 raise unknown_name("table", part, PARTS)
         all_cells = [c for c in all_cells if c.table in only]
     if cached_only or reuse:
-        from .registry import list_methods
+        from ..registry import list_methods
 
         for m in list(cached_only) + list(reuse):
             if m not in list_methods():
@@ -818,7 +809,7 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
     cells_df = assemble(all_cells, runs)
     reused = ()
     if not runs.empty:
-        from .runner import NOT_CACHED
+        from ..runner import NOT_CACHED
 
         runs = runs[runs.error != NOT_CACHED].reset_index(drop=True)
         if "reused" in runs:

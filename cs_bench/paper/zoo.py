@@ -13,8 +13,8 @@ inside a table are fair. The tables and ``cs-bench train-zoo`` both read this li
 
 from dataclasses import asdict, dataclass, replace
 
-from .errors import unknown_name
-from .learned import spec
+from ..errors import unknown_name
+from ..learned import spec
 
 TIER1_RATIOS = (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 
@@ -173,7 +173,7 @@ def ordered(tier):
 
 def shipped(name):
     """Metadata of the weights shipped in the package under ``name``, or None."""
-    from .learned import weights as wt
+    from ..learned import weights as wt
 
     p = wt.package_dir() / (name + wt.SUFFIX)
     return wt.read_meta(p) if p.is_file() else None
@@ -231,8 +231,8 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
     import os
     import time
 
-    from .learned import weights as wt
-    from .learned.train import TrainConfig, train
+    from ..learned import weights as wt
+    from ..learned.train import TrainConfig, train
 
     t0 = time.perf_counter()
     os.environ["CS_BENCH_WEIGHTS"] = str(wt.package_dir())  # install straight into the package
@@ -297,7 +297,7 @@ def cmd_train_zoo(args):
         return 0
     budget = None
     if args.time_budget:
-        from .learned.train import parse_duration
+        from ..learned.train import parse_duration
 
         budget = parse_duration(args.time_budget)
     only = [n.strip() for n in args.only.split(",")] if args.only else None

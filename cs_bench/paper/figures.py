@@ -32,10 +32,10 @@ def _save(fig, path):
 
 def fig5_visual(cells_df, out, dataset="set11", data_dir=None, image="Parrots", ratio=0.25):
     """One Set11 image at 0.25 by SDA, ReconNet, ISTA-Net, FISTA-Net beside the original."""
-    from .data import image_refs
-    from .metrics import psnr
-    from .problem import Problem
-    from .registry import get_method
+    from ..data import image_refs
+    from ..metrics import psnr
+    from ..problem import Problem
+    from ..registry import get_method
 
     ref = next(r for r in image_refs(dataset, data_dir) if r.name == image)
     img = ref.load()
@@ -125,7 +125,7 @@ def _series(method, params, ratio):
     """
     import json
 
-    from .tables import _label
+    from .labels import label as _label
     from .zoo import _BY_NAME
 
     label = _label(method)
@@ -153,7 +153,7 @@ def _release_series(label, weights, ratio):
     """
     import re
 
-    from .learned.release import has_own_phi
+    from ..learned.release import has_own_phi
 
     m = re.search(r"_r([0-9.]+)(_phi-ours)?$", weights)
     if not m or abs(float(m.group(1)) - ratio) > 1e-9:

@@ -24,16 +24,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import paper
-from .export import atomic_write_text, write_csv
-from .problem import Problem
+from . import published as paper
+from ..export import atomic_write_text, write_csv
+from ..problem import Problem
 
 SLOW_SECONDS = 20.0  # above this per 256x256 image: one timed run, growth skipped
 
 
 def _images(dataset, data_dir):
     """Nine 256x256 test images (Set11 if available, else tiles of scikit-image's)."""
-    from .data import image_refs
+    from ..data import image_refs
 
     try:
         refs = [r for r in image_refs(dataset, data_dir) if r.name not in ("fingerprint",
@@ -69,7 +69,7 @@ def _time(fn, repeats):
 
 def _method(name, ratio, device):
     """A method ready to time; learned ones with fresh weights of the real architecture."""
-    from .registry import get_method, method_class
+    from ..registry import get_method, method_class
 
     cls = method_class(name)
     if cls.family != "learned":
@@ -85,11 +85,11 @@ class _UntrainedLearned:
     def __init__(self, name, ratio, device):
         import torch
 
-        from .learned.nets import BlockOperator
-        from .learned.spec import ARCH_OF, build
-        from .sensing import make_phi
+        from ..learned.nets import BlockOperator
+        from ..learned.spec import ARCH_OF, build
+        from ..sensing import make_phi
 
-        from .learned.runtime import default_batch
+        from ..learned.runtime import default_batch
 
         torch.manual_seed(0)
         self.name, self.device = name, device
@@ -188,11 +188,11 @@ def train_throughput(ratio=0.25, steps=20, batch=64, log=print):
     """ISTA-Net (Np 9, Nf 32, loss L, gamma 0.01) training blocks/s in fp32 and bf16."""
     import torch
 
-    from .learned.losses import loss_terms
-    from .learned.nets import BlockOperator
-    from .learned.spec import build
-    from .learned.runtime import autocast, bf16_native
-    from .sensing import make_phi
+    from ..learned.losses import loss_terms
+    from ..learned.nets import BlockOperator
+    from ..learned.spec import build
+    from ..learned.runtime import autocast, bf16_native
+    from ..sensing import make_phi
 
     Phi = torch.tensor(make_phi(ratio), dtype=torch.float32)
     op = BlockOperator(Phi, Phi.T.contiguous())
@@ -254,8 +254,8 @@ def run_bench(out="results", methods=None, repeats=3, ratio=0.25, dataset="set11
               data_dir=None, log=print):
     import torch
 
-    from .registry import list_methods
-    from .runner import cpu_name
+    from ..registry import list_methods
+    from ..runner import cpu_name
 
     names = methods or list_methods()
     imgs, src = _images(dataset, data_dir)
@@ -294,7 +294,7 @@ def run_bench(out="results", methods=None, repeats=3, ratio=0.25, dataset="set11
 
 
 def _is_learned(name):
-    from .registry import method_class
+    from ..registry import method_class
 
     return method_class(name).family == "learned"
 
@@ -349,7 +349,7 @@ def report(df, head, peak, thr, floor, top):
 
 
 def _paper_seconds(method):
-    from .tables import LABELS
+    from .labels import LABELS
 
     p = paper.TABLE2.get(LABELS.get(method, ""), None)
     return f"{p['seconds']} ({p['device']})" if p else ""
@@ -369,7 +369,7 @@ def add_commands(sub):
 
 
 def cmd_bench(args):
-    from .registry import method_class
+    from ..registry import method_class
 
     methods = None
     if args.methods:
@@ -377,17 +377,17 @@ def cmd_bench(args):
         for m in methods:
             method_class(m)
     if args.threads is not None:
-        from .errors import CSBenchError
-        from .learned.runtime import set_threads
+        from ..errors import CSBenchError
+        from ..learned.runtime import set_threads
 
         if args.threads < 1:
             raise CSBenchError(f"--threads must be at least 1, got {args.threads}")
         set_threads(args.threads)
     if args.repeats < 1:
-        from .errors import CSBenchError
+        from ..errors import CSBenchError
 
         raise CSBenchError(f"--repeats must be at least 1, got {args.repeats}")
-    from .export import check_outputs
+    from ..export import check_outputs
 
     check_outputs({"--out": Path(args.out) / "bench.md"})  # before the work, not after
     run_bench(args.out, methods, args.repeats, args.ratio, args.dataset, args.data_dir)

@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .export import atomic_write_text, write_csv
+from ..export import atomic_write_text, write_csv
 
 
 def phase_images(method, weights, img, ratio):
     """[x(0), x(1), ..., x(Np)] as images for ``img`` measured at ``ratio``."""
     import torch
 
-    from .learned import weights as wt
-    from .learned.models import load_model
-    from .problem import Problem
-    from .registry import get_method
+    from ..learned import weights as wt
+    from ..learned.models import load_model
+    from ..problem import Problem
+    from ..registry import get_method
 
     m = get_method(method, weights=weights)
     entry = wt.find(weights)
@@ -41,7 +41,7 @@ def phase_images(method, weights, img, ratio):
 
 def per_phase_psnr(models, imgs, ratio):
     """Long table: one row per (model label, image, phase) with the PSNR of x(phase)."""
-    from .metrics import psnr
+    from ..metrics import psnr
 
     rows = []
     for label, (method, weights) in models.items():
@@ -54,10 +54,10 @@ def per_phase_psnr(models, imgs, ratio):
 
 def table2_models(ratio=0.25):
     """{label: (method, weights)}: the Table 2 unrolled models at ``ratio`` that exist."""
-    from .errors import CSBenchError
-    from .learned import release
-    from .learned import weights as wt
-    from .learned.spec import weights_name
+    from ..errors import CSBenchError
+    from ..learned import release
+    from ..learned import weights as wt
+    from ..learned.spec import weights_name
 
     cands = {"ISTA-Net": ("ista-net", weights_name("ista-net", ratio)),
              "FISTA-Net": ("fista-net", weights_name("fista-net", ratio)),
