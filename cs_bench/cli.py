@@ -225,8 +225,7 @@ def build_parser():
     s.add_argument("--methods", help="clear: only these methods' results (comma-separated)")
     s.set_defaults(func=cmd_cache)
 
-    for mod in ("cs_bench.learned.cli", "cs_bench.paper.zoo", "cs_bench.paper.tables",
-                "cs_bench.paper.bench",
+    for mod in ("cs_bench.learned.cli", "cs_bench.paper.zoo", "cs_bench.paper.commands",
                 "cs_bench.info", "cs_bench.plot", "cs_bench.report"):
         _add_optional_commands(sub, mod)
     from .plugins import add_option

@@ -19,8 +19,7 @@ from cs_bench.errors import CSBenchError
 
 from . import weights as wt
 from .spec import ARCH_OF
-from .runtime import DEVICES, PRECISIONS
-from .train import PROFILES, SCHEDULES, TrainConfig, parse_duration
+from .options import DEVICES, PRECISIONS, PROFILES, SCHEDULES
 from .trainset import Recipe
 
 
@@ -169,6 +168,8 @@ def check_name(name):
 
 def config_from_args(args):
     """A :class:`TrainConfig` from parsed ``train`` arguments (the checkpoint's on --resume)."""
+    from .train import TrainConfig, parse_duration
+
     check_train_args(args)
     given = {field: getattr(args, a) for a, field in _CFG_ARGS.items()
              if getattr(args, a, None) is not None}

@@ -32,7 +32,6 @@ import threading
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from cs_bench.errors import CSBenchError, WeightsError
 from cs_bench.method import Method
@@ -41,10 +40,8 @@ from cs_bench.sensing import check_ratio, make_phi
 
 from . import trainset as ts_mod
 from . import weights as wt
-from .nets import BlockOperator
 from .spec import ARCH_OF, ARCHS, UNROLLED, build, on_register  # noqa: F401 - ARCH_OF: doctest
 from .qinit import qinit
-from .runtime import default_batch, resolve_device
 from .trainset import Recipe
 
 
@@ -66,6 +63,10 @@ def load_model(entry, Phi_run, device, allow_cross_ratio):
 
     Cached in-process on (file, sha256, run M, device).
     """
+    import torch
+
+    from .nets import BlockOperator
+
     key = (str(entry.path), entry.sha256, Phi_run.shape[0], str(device))
     with _LOCK:
         if key in _CACHE:
@@ -144,6 +145,8 @@ class LearnedMethod(Method):
 
     @property
     def device(self):
+        from .runtime import resolve_device
+
         return resolve_device(self.p.get("device", "auto"))
 
     # -- checks ------------------------------------------------------------------------
@@ -185,6 +188,10 @@ class LearnedMethod(Method):
 
     # -- the method --------------------------------------------------------------------
     def reconstruct(self, problem):
+        import torch
+
+        from .runtime import default_batch
+
         y = np.asarray(problem.y, dtype=np.float64)
         if not np.all(np.isfinite(y)):
             raise CSBenchError(f"{self.name}: the measurements contain NaN or Inf")

@@ -30,11 +30,12 @@ slower than one thread.)
 """
 
 import numpy as np
-import torch
 
 
 def second_moment(X, chunk=8192):
     """R = sum_i x_i x_i^T (float64) of blocks given as rows of ``X`` (n x N)."""
+    import torch
+
     X = np.asarray(X)
     R = torch.zeros((X.shape[1], X.shape[1]), dtype=torch.float64)
     for i in range(0, X.shape[0], chunk):
@@ -45,6 +46,8 @@ def second_moment(X, chunk=8192):
 
 def qinit(R, Phi):
     """Qinit = R Phi^T (Phi R Phi^T)^-1 (N x M, float64) for the moment ``R``."""
+    import torch
+
     R = torch.as_tensor(np.array(R, dtype=np.float64))
     Phi = torch.as_tensor(np.array(Phi, dtype=np.float64))
     RPt = R @ Phi.T  # N x M  (= X Y^T)

@@ -23,8 +23,7 @@ import torch
 
 from cs_bench.errors import CSBenchError
 
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "bf16")
+from .options import DEVICES, PRECISIONS  # noqa: F401 - DEVICES: part of this interface
 
 
 def resolve_device(device="auto"):

@@ -57,13 +57,9 @@ from .nets import INITS, BlockOperator, identity_init
 from .spec import ARCH_OF, ARCHS, UNROLLED, build, method_for, spec
 from .qinit import qinit
 from .runtime import autocast, resolve_device, resolve_precision, set_threads
+from .options import PROFILES, SCHEDULES  # noqa: F401 - part of this module's interface
 from .trainset import Recipe
 
-SCHEDULES = ("constant", "cosine", "onecycle")
-PROFILES = {
-    "paper": {"epochs": 300, "lr": 1e-3, "batch": 64, "schedule": "constant", "precision": "fp32"},
-    "cpu": {"epochs": 5, "lr": 1e-3, "batch": 64, "schedule": "cosine", "precision": "auto"},
-}
 #: fields a resumed run must share with its checkpoint (``init_from`` only matters at the
 #: start: a resumed run keeps the record of the warm start its checkpoint made)
 FIXED = ("method", "ratio", "phases", "nf", "gamma", "init", "loss", "sym_input", "out_act",

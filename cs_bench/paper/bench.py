@@ -355,43 +355,4 @@ def _paper_seconds(method):
     return f"{p['seconds']} ({p['device']})" if p else ""
 
 
-def add_commands(sub):
-    s = sub.add_parser("bench", help="speed benchmark into results/bench.md")
-    s.add_argument("--out", default="results")
-    s.add_argument("--methods", help="comma-separated subset (default: every method)")
-    s.add_argument("--repeats", type=int, default=3)
-    s.add_argument("--ratio", type=float, default=0.25)
-    s.add_argument("--dataset", default="set11")
-    s.add_argument("--data-dir")
-    s.add_argument("--threads", type=int,
-                   help="torch CPU threads (default: torch's; 1 when another job holds a core)")
-    s.set_defaults(func=cmd_bench)
-
-
-def cmd_bench(args):
-    from ..registry import method_class
-
-    methods = None
-    if args.methods:
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-        for m in methods:
-            method_class(m)
-    if args.threads is not None:
-        from ..errors import CSBenchError
-        from ..learned.runtime import set_threads
-
-        if args.threads < 1:
-            raise CSBenchError(f"--threads must be at least 1, got {args.threads}")
-        set_threads(args.threads)
-    if args.repeats < 1:
-        from ..errors import CSBenchError
-
-        raise CSBenchError(f"--repeats must be at least 1, got {args.repeats}")
-    from ..export import check_outputs
-
-    check_outputs({"--out": Path(args.out) / "bench.md"})  # before the work, not after
-    run_bench(args.out, methods, args.repeats, args.ratio, args.dataset, args.data_dir)
-    return 0
-
-
 __all__ = ["run_bench", "peak_gflops", "flops_per_block", "train_throughput"]

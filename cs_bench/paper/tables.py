@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 
 from . import published as paper
-from ..errors import CSBenchError, unknown_name
-from ..export import atomic_write_text, check_outputs, write_csv
+from ..errors import unknown_name
+from ..export import atomic_write_text, write_csv
 from .labels import CLASSICAL, EXTRA, LABELS, LEARNED_LABELS  # noqa: F401 - LABELS re-exported
 from .labels import label as _label
 from .zoo import find
@@ -729,8 +729,7 @@ def _merge_runs(path, runs):
     return both.drop(columns="_r").reset_index(drop=True)
 
 
-PARTS = ("table1", "table2", "table3", "table4", "fig6a", "fig6b", "release", "ratio_matrix",
-         "phases")
+from .parts import PARTS  # noqa: E402
 
 
 def write_pareto(runs, cells_df, out, ratio=0.25):
@@ -838,33 +837,3 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
                   f"(sum of per-image seconds; {top}); divide by --jobs for the wall time",
                   flush=True)
     return cells_df
-
-
-def add_commands(sub):
-    s = sub.add_parser("tables", help="regenerate the paper's tables and figures into results/")
-    s.add_argument("--out", default="results")
-    s.add_argument("--dataset", default="set11")
-    s.add_argument("--data-dir")
-    s.add_argument("--jobs", type=int, default=2)
-    s.add_argument("--no-figures", action="store_true")
-    s.add_argument("--only", help=f"comma-separated subset of {', '.join(PARTS)} (default: all)")
-    s.add_argument("--cached-only", default="",
-                   help="comma-separated methods not to compute: their cached results are "
-                        "used, the rest shown as 'not run' (e.g. d-amp)")
-    s.add_argument("--reuse", default="",
-                   help="comma-separated methods whose results missing from the run cache are "
-                        "taken from OUT/all_runs.csv where it holds the same result computed "
-                        "by the same code (the 'code' column); the rest are computed")
-    s.set_defaults(func=cmd_tables)
-
-
-def cmd_tables(args):
-    only = [p.strip() for p in args.only.split(",") if p.strip()] if args.only else None
-    if args.jobs < 1:
-        raise CSBenchError(f"--jobs must be at least 1, got {args.jobs}")
-    cached_only = [m.strip() for m in args.cached_only.split(",") if m.strip()]
-    reuse = [m.strip() for m in args.reuse.split(",") if m.strip()]
-    check_outputs({"--out": Path(args.out) / "table2.md"})  # before the work, not after
-    make_tables(args.out, args.dataset, args.data_dir, args.jobs, not args.no_figures, only=only,
-                cached_only=cached_only, reuse=reuse)
-    return 0
