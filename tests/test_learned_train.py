@@ -414,3 +414,28 @@ def test_identity_init_starts_as_soft_thresholded_gradient_steps(tmp_path, block
         _cfg(tmp_path, "bad", method="reconnet", init="identity").check()
     with pytest.raises(CSBenchError, match="unknown init"):
         _cfg(tmp_path, "bad2", init="zeros").check()
+
+
+DEVICES_HERE = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES_HERE)
+def test_training_and_the_probe_run_on_every_device_here(tmp_path, blocks, device):
+    """The --device code paths (float32 Phi products, the precision's convolutions, a
+    checkpoint a CPU resumes) under the same test on every device this machine has."""
+    from cs_bench.paper.zoo import probe
+
+    res = train(_cfg(tmp_path, f"dev-{device}", device=device, epochs=1, max_steps=2),
+                trainset=blocks, progress=False, log=_quiet)
+    assert res["status"] == "stopped"
+    cpu = train(_cfg(tmp_path, f"dev-{device}", device="cpu", epochs=1), resume=True,
+                trainset=blocks, progress=False, log=_quiet)  # a CPU finishes it
+    assert cpu["status"] == "done" and np.isfinite(cpu["best"]["val_psnr"])
+    assert probe(device, steps=1, batch=4, log=_quiet) > 0
+
+
+def test_train_zoo_refuses_zero_workers(capsys):
+    from cs_bench.cli import main
+
+    assert main(["train-zoo", "--workers", "0"]) == 2
+    assert "--workers must be at least 1" in capsys.readouterr().err
