@@ -35,11 +35,11 @@ into ``<cache>/release/``.
 (False, True)
 """
 
-import hashlib
 import os
 from pathlib import Path
 
 from cs_bench.config import cache_dir
+from cs_bench.data import sha256_file
 from cs_bench.errors import CSBenchError, WeightsError
 
 BASE_URL = "https://raw.githubusercontent.com/jianzhangcs/ISTA-Net-PyTorch/master/"
@@ -109,14 +109,6 @@ def weights_name(arch, ratio, own_phi=True):
     return f"release-{arch}_r{float(ratio):g}" + ("" if own_phi else "_phi-ours")
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download(rel, digest):
     import pooch
 
@@ -154,7 +146,7 @@ def get(rel):
         path = cache_dir() / "release" / rel
         if not path.is_file():
             return _download(rel, digest)
-    got = _sha256(path)
+    got = sha256_file(path)
     if got != digest:
         raise WeightsError(f"{path}: sha256 {got[:12]}… is not the release's {digest[:12]}…; "
                            f"the file was refused unread (damaged or replaced?)")
