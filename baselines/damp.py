@@ -171,11 +171,26 @@ def image_step(problem, denoise_at, levels):
 
 
 def block_step(problem, denoise_at):
-    """Block scope: denoise every 33 x 33 block alone at its own sigma_k."""
+    """Block scope: denoise every 33 x 33 block alone at its own sigma_k.
+
+    A batched denoiser (``bm3d-batch``) takes all blocks in one call, each block its own
+    image at its own sigma_k, and the probes r_k + eps_k b_k in a second call with the
+    matching of the first (eps_k = max|r_k| / 1000, Eq. 4 per block); any other denoiser
+    is called block by block.
+    """
     b = problem.block
 
     def step(t, R, sigma, B):
         den = denoise_at(t)
+        if hasattr(den, "pair_batch"):
+            n = R.shape[0]
+            Rb = R.reshape(n, b, b)
+            if B is None:
+                return den.batch(Rb, sigma).reshape(n, -1), None
+            eps = np.maximum(np.max(np.abs(R), axis=1), 1e-12) / 1000.0
+            d, d_probe = den.pair_batch(Rb, Rb + eps[:, None, None] * B.reshape(n, b, b), sigma)
+            D, Dp = d.reshape(n, -1), d_probe.reshape(n, -1)
+            return D, np.sum(B * (Dp - D), axis=1) / eps
         X = np.empty_like(R)
         div = None if B is None else np.empty(R.shape[0])
         for k in range(R.shape[0]):
@@ -201,11 +216,14 @@ class DAMP(Method):
     def _denoisers(self):
         """Function t -> denoiser of iteration t."""
         name = str(self.p["denoiser"]).lower()
-        if name != "bm3d":
+        if name not in ("bm3d", "bm3d-batch"):
             d = get_denoiser(name)
             return lambda t: d
-        full = get_denoiser("bm3d", stages="all", profile=self.p["bm3d_profile"])
-        ht = get_denoiser("bm3d", stages="ht", profile=self.p["bm3d_profile"])
+        opts = {"profile": self.p["bm3d_profile"]}
+        if name == "bm3d-batch":  # block scope: the 33 x 33 block is the search window
+            opts["search"] = "image" if self.scope == "block" else "window"
+        full = get_denoiser(name, stages="all", **opts)
+        ht = get_denoiser(name, stages="ht", **opts)
         k = int(self.p["bm3d_ht_iters"])
         return lambda t: ht if t < k else full
 

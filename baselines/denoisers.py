@@ -9,6 +9,10 @@ A sigma <= 0 returns a copy of ``x`` (the limit of every denoiser here as sigma 
 * ``bm3d``: BM3D (Dabov et al. 2007) from the optional PyPI package ``bm3d`` (non-commercial
   licence, closed binary; install with ``pip install 'cs-bench[bm3d]'``). The package's
   thresholds are set for images on the [0, 1] scale.
+* ``bm3d-batch``: the same BM3D written here (:mod:`cs_bench.baselines.bm3d_batch`, numpy +
+  torch, no optional package), which denoises a stack of images (all 33 x 33 blocks of a
+  D-AMP problem) in one call; validated against the package by
+  ``scripts/validate_denoiser.py`` (``results/denoiser_validation.md``).
 * ``nlm``, ``tv``, ``wavelet``: scikit-image's ``denoise_nl_means``, ``denoise_tv_chambolle``
   and ``denoise_wavelet``, always available.
 
@@ -171,7 +175,56 @@ class BM3D(Denoiser):
         return np.asarray(d1), np.asarray(d2)
 
 
-DENOISERS = {"bm3d": BM3D, "nlm": NLM, "tv": TV, "wavelet": Wavelet}
+class BM3DBatch(Denoiser):
+    """BM3D written here in numpy/torch (:mod:`cs_bench.baselines.bm3d_batch`), batched.
+
+    Same stages and profiles as :class:`BM3D` (the package); it needs no optional package,
+    and :meth:`batch` / :meth:`pair_batch` denoise a stack of images (D-AMP's 33 x 33 blocks)
+    in one call, each at its own sigma. :meth:`pair_batch` reuses the block matching of the
+    first input for the second, as :meth:`BM3D.pair` does. ``search="image"`` makes every
+    patch of an image a candidate (the block is the search window), "window" the N_S x N_S
+    window around the reference, "auto" picks the first when the image fits the window.
+    """
+
+    name = "bm3d-batch"
+
+    def __init__(self, stages="all", profile="np", search="auto"):
+        from .bm3d_batch import get_profile
+
+        self.search = search  # "image" for 33 x 33 blocks: the block is the search window
+        if stages not in ("all", "ht"):
+            raise CSBenchError(f"BM3D stages '{stages}' unknown; valid: all, ht")
+        self.stages = stages
+        self.profile = get_profile(profile)
+
+    def denoise(self, x, sigma):
+        return self.batch(x[None], np.array([sigma]))[0]
+
+    def pair(self, x, x2, sigma):
+        x = np.asarray(x, dtype=np.float64)
+        s = np.array([float(sigma)])
+        d1, d2 = self.pair_batch(x[None], np.asarray(x2, dtype=np.float64)[None], s)
+        return d1[0], d2[0]
+
+    def batch(self, X, sigma):
+        """D(X_b, sigma_b) for every image X_b of the stack X (B x H x W)."""
+        from .bm3d_batch import bm3d_batch
+
+        return bm3d_batch(X, sigma, profile=self.profile, stages=self.stages, search=self.search)
+
+    def pair_batch(self, X, X2, sigma):
+        """(D(X_b), D(X2_b)) for every b, the matching of X_b reused for X2_b."""
+        from .bm3d_batch import bm3d_batch
+
+        d1, m = bm3d_batch(X, sigma, profile=self.profile, stages=self.stages,
+                           return_matches=True, search=self.search)
+        d2 = bm3d_batch(X2, sigma, profile=self.profile, stages=self.stages, matches=m,
+                        search=self.search)
+        return d1, d2
+
+
+DENOISERS = {"bm3d": BM3D, "bm3d-batch": BM3DBatch, "nlm": NLM, "tv": TV,
+             "wavelet": Wavelet}
 
 
 def get_denoiser(name, **options):
