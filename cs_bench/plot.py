@@ -93,6 +93,13 @@ def read_results(path):
     if missing:
         raise CSBenchError(f"{path}: not a cs-bench results CSV (no column "
                            f"{', '.join(missing)}); write one with 'cs-bench run ... --out FILE'")
+    for col in ("ratio", "psnr", "seconds"):
+        values = pd.to_numeric(df[col], errors="coerce")
+        bad = values.isna() & df[col].notna()
+        if bad.any():
+            raise CSBenchError(f"{path}: column {col} holds {str(df[col][bad].iloc[0])!r}, "
+                               "not a number")
+        df[col] = values
     return successful(df, path)
 
 

@@ -75,6 +75,7 @@ def test_plot_command_writes_png_and_svg(tmp_path, capsys):
     (None, "no results file"),
     ("a,b\n1,2\n", "not a cs-bench results CSV"),
     ("method,ratio,image,psnr,seconds,error\nx,0.1,i,,1,boom\n", "no successful reconstruction"),
+    ("method,ratio,image,psnr,seconds\nx,0.1,i,high,1\n", "column psnr holds 'high'"),
 ])
 def test_plot_bad_input_is_one_line(tmp_path, capsys, content, message):
     csv = tmp_path / "r.csv"
