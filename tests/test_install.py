@@ -39,14 +39,37 @@ def test_joblib_floor(project):
     assert deps["joblib"].replace(" ", "") == "joblib>=1.4"
 
 
+def _package_dirs(project):
+    """{package: its folder} as setuptools maps them (package-dir, else the dotted path)."""
+    tool = project["tool"]["setuptools"]
+    mapped = tool.get("package-dir", {})
+    out = {}
+    for pkg in tool["packages"]:
+        parent = next((p for p in sorted(mapped, key=len, reverse=True)
+                       if pkg == p or pkg.startswith(p + ".")), None)
+        rel = mapped[parent] + pkg[len(parent):].replace(".", "/") if parent else \
+            pkg.replace(".", "/")
+        out[pkg] = ROOT / rel
+    return out
+
+
+def test_every_subpackage_is_in_the_wheel(project):
+    dirs = _package_dirs(project)
+    assert all((d / "__init__.py").is_file() for d in dirs.values())
+    listed = {d.resolve() for d in dirs.values()}
+    for top in {ROOT / "cs_bench", ROOT / "baselines", ROOT / "learned"}:
+        for init in top.rglob("__init__.py"):
+            if "__pycache__" not in init.parts:
+                assert init.parent.resolve() in listed, f"{init.parent} is not in packages"
+
+
 def _wheel_payload(project):
     """The files the wheel takes from the packages' folders: modules and package data."""
     tool = project["tool"]["setuptools"]
-    dirs = tool["package-dir"]
+    dirs = _package_dirs(project)
     include, exclude = tool["package-data"], tool.get("exclude-package-data", {})
     out = []
-    for pkg, folder in dirs.items():
-        base = ROOT / folder
+    for pkg, base in dirs.items():
         out += [p for p in base.glob("*.py")]
         for pattern in include.get(pkg, []):
             for p in base.glob(pattern):
