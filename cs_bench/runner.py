@@ -28,6 +28,7 @@ from .metrics import psnr, ssim
 from .problem import Problem
 from .registry import get_method
 from .phifile import load_phi
+from .plugins import method_code_id
 from .sensing import N, check_ratio, make_phi
 
 COLUMNS = ["method", "params", "scope", "dataset", "image", "ratio", "M", "noise_sigma",
@@ -153,7 +154,8 @@ def _task(store, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cach
         # the weights used at this ratio, verified before every cache lookup: retrained or
         # tampered weights never return a result cached for other weights
         row["weights_id"] = method.weights_id_for(ratio)
-        row["code"] = code_id(type(method).__module__)
+        row["code"] = method_code_id(type(method))
+        store = store if row["code"] else None  # no source to hash (python -c): never cached
         key = {"method_name": method.name, "scope": method.scope,
                "params_json": method.params_json(), "weights_id": row["weights_id"],
                "code": row["code"], "image_key": f"{ref.dataset}/{ref.name}/{ref.sha256}",
