@@ -57,9 +57,11 @@ release: install
 
 tables: install release
 	$(BIN)/cs-bench tables --reuse $(SLOW)
+	$(BIN)/cs-bench report
 
 tables-full: install release
 	$(BIN)/cs-bench tables
+	$(BIN)/cs-bench report
 
 bench: install
 	$(BIN)/cs-bench bench
