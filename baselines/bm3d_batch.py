@@ -219,49 +219,57 @@ def _match(Z, n1, step, window, n2, tau, whole=False):
     return refs, pos.numpy(), size
 
 
-def _match_window(Z, n1, rows, cols, window, n2):
+def _match_window(Z, n1, rows, cols, window, n2, chunk=8):
     """Windowed block matching in large images: the N_S x N_S positions centred on each ref.
 
-    For every displacement (dy, dx) the squared difference image is box-summed over n1 x n1
-    (cumulative sums) and read at the reference positions; displacements leading outside
-    the image give an infinite distance.
+    Exact distances ||Z_xR||^2 + ||Z_x||^2 - 2 <Z_xR, Z_x> by batched matrix products: for
+    each row of references, ``chunk`` neighbouring references share one candidate rectangle
+    (their windows' union, clipped to the image) and the candidates outside a reference's
+    own window are masked. Near the border the window is clipped (smaller), not shifted.
     """
     import torch
 
     B, H, W = Z.shape
     P, Q = H - n1 + 1, W - n1 + 1
     h = window // 2
-    offs = np.arange(-h, h + 1)
-    R = len(rows) * len(cols)
-    D = np.full((B, len(offs), len(offs), len(rows), len(cols)), np.inf, dtype=np.float32)
-    Zf = Z.astype(np.float32)
-    for a, dy in enumerate(offs):
-        # rows y of reference patches for which y + dy is a valid position
-        ry = rows[(rows + dy >= 0) & (rows + dy < P)]
-        if len(ry) == 0:
-            continue
-        ia = np.searchsorted(rows, ry)
-        for c, dx in enumerate(offs):
-            x0, x1 = max(0, -dx), min(W, W - dx)  # columns where both x and x + dx exist
-            y0, y1 = max(0, -dy), min(H, H - dy)
-            diff = Zf[:, y0:y1, x0:x1] - Zf[:, y0 + dy:y1 + dy, x0 + dx:x1 + dx]
-            S = np.zeros((B, y1 - y0 + 1, x1 - x0 + 1), dtype=np.float32)
-            np.cumsum(np.cumsum(diff * diff, axis=1), axis=2, out=S[:, 1:, 1:])
-            rx = cols[(cols + dx >= 0) & (cols + dx < Q)]
-            ib = np.searchsorted(cols, rx)
-            yy = (ry - y0)[:, None]
-            xx = (rx - x0)[None, :]
-            box = (S[:, yy + n1, xx + n1] - S[:, yy, xx + n1] - S[:, yy + n1, xx] + S[:, yy, xx])
-            D[:, a, c][:, ia[:, None], ib[None, :]] = np.maximum(box, 0)
-    D = torch.from_numpy(D.reshape(B, len(offs) ** 2, R).transpose(0, 2, 1).copy())
-    D[:, :, h * len(offs) + h] = -1.0  # the reference itself (offset 0) first
-    dist, k = torch.topk(D, min(n2, len(offs) ** 2), dim=2, largest=False, sorted=True)
-    dy = torch.from_numpy(offs)[k // len(offs)]
-    dx = torch.from_numpy(offs)[k % len(offs)]
-    ref_r = torch.from_numpy(np.repeat(rows, len(cols)))[None, :, None]
-    ref_c = torch.from_numpy(np.tile(cols, len(rows)))[None, :, None]
-    pos = (ref_r + dy) * Q + (ref_c + dx)
-    return dist, pos
+    X = torch.from_numpy(_patches(Z, n1).reshape(B, P * Q, n1 * n1)).to(DTYPE)
+    sq = (X * X).sum(-1)
+    nr, nc = len(rows), len(cols)
+    starts = np.arange(0, nc, chunk)
+    span = min(Q, int(max(cols[min(j + chunk, nc) - 1] - cols[j] for j in starts)) + 2 * h + 1)
+    Hc = min(P, 2 * h + 1)
+    # candidate columns per chunk (n_chunks x span) and each chunk's references (padded)
+    c_lo = np.clip(cols[starts] - h, 0, Q - span)
+    cand_c = c_lo[:, None] + np.arange(span)[None, :]
+    ref_j = np.minimum(starts[:, None] + np.arange(chunk)[None, :], nc - 1)  # n_chunks x chunk
+    ref_c = cols[ref_j]
+    col_ok = np.abs(cand_c[:, None, :] - ref_c[:, :, None]) <= h  # n_chunks x chunk x span
+    k = min(n2, Hc * span)
+    dist = torch.empty(B, nr, nc, k, dtype=DTYPE)
+    pos = torch.empty(B, nr, nc, k, dtype=torch.int64)
+    for i, r in enumerate(rows):
+        r_lo = int(np.clip(r - h, 0, P - Hc))
+        cand_r = r_lo + np.arange(Hc)
+        row_ok = np.abs(cand_r - r) <= h
+        cand = (cand_r[None, :, None] * Q + cand_c[:, None, :]).reshape(len(starts), -1)
+        ok = torch.from_numpy((row_ok[None, None, :, None] & col_ok[:, :, None, :])
+                              .reshape(len(starts), chunk, -1))
+        self_ = torch.from_numpy(cand[:, None, :] == (r * Q + ref_c)[:, :, None])
+        ci = torch.from_numpy(cand.reshape(-1))
+        ri = torch.from_numpy(r * Q + ref_c.reshape(-1))
+        C = X[:, ci].reshape(B * len(starts), -1, n1 * n1)
+        R = X[:, ri].reshape(B * len(starts), chunk, n1 * n1)
+        D = (sq[:, ri].reshape(B * len(starts), chunk, 1) + sq[:, ci].reshape(B * len(starts), 1, -1)
+             - 2 * torch.bmm(R, C.transpose(1, 2))).clamp_(min=0)
+        D = D.reshape(B, len(starts), chunk, -1)
+        D.masked_fill_(~ok, float("inf")).masked_fill_(self_, -1.0)  # the reference first
+        d, j = torch.topk(D, k, dim=3, largest=False, sorted=True)
+        p = torch.from_numpy(cand)[None, :, None, :].expand(B, -1, chunk, -1)
+        p = torch.gather(p, 3, j)
+        # scatter the chunks back to reference columns (padded duplicates rewrite the last)
+        dist[:, i, ref_j.reshape(-1)] = d.reshape(B, -1, k)
+        pos[:, i, ref_j.reshape(-1)] = p.reshape(B, -1, k)
+    return dist.reshape(B, nr * nc, k), pos.reshape(B, nr * nc, k)
 
 
 # ---------------------------------------------------------------------------- filtering

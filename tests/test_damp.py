@@ -33,7 +33,7 @@ def camera(size=96):
 def test_registered_with_scopes():
     assert "d-amp" in list_methods()
     m = get_method("d-amp")
-    assert m.scope == "image" and m.p["denoiser"] == "bm3d" and m.p["iters"] == 30
+    assert m.scope == "image" and m.p["denoiser"] == "bm3d-batch" and m.p["iters"] == 30
     assert get_method("d-amp", scope="block").scope == "block"
 
 
@@ -87,7 +87,7 @@ def test_missing_bm3d_one_line_message(monkeypatch):
     monkeypatch.setitem(sys.modules, "bm3d", None)  # `import bm3d` now raises ImportError
     p = Problem.from_image(tiles(), 0.25)
     with pytest.raises(CSBenchError) as err:
-        get_method("d-amp").reconstruct(p)  # BM3D is the default denoiser
+        get_method("d-amp", denoiser="bm3d").reconstruct(p)  # the package's BM3D
     msg = str(err.value)
     assert "\n" not in msg
     assert "pip install 'cs-bench[bm3d]'" in msg and "make install" in msg
@@ -95,7 +95,7 @@ def test_missing_bm3d_one_line_message(monkeypatch):
 
 
 def test_unknown_denoiser():
-    with pytest.raises(CSBenchError, match="valid: bm3d, nlm, tv, wavelet"):
+    with pytest.raises(CSBenchError, match="valid: bm3d, bm3d-batch, nlm, tv, wavelet"):
         get_method("d-amp", denoiser="bm4d").reconstruct(Problem.from_image(tiles(), 0.25))
 
 
