@@ -302,6 +302,15 @@ def _dispatch(args):
         if exc.errno not in _ENVIRONMENT_ERRNOS:
             return _internal_error(exc)
         where = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno in (errno.ENOTDIR, errno.EEXIST) and exc.filename:
+            from pathlib import Path
+
+            path = Path(os.fsdecode(exc.filename))
+            blocker = next((p for p in [path, *path.parents]
+                            if p.exists() and not p.is_dir()), path)
+            print(f"cs-bench: error: {where}{blocker} is a file where a folder must be; move it "
+                  f"or point CS_BENCH_CACHE / --out elsewhere", file=sys.stderr)
+            return 2
         print(f"cs-bench: error: {where}{exc.strerror or exc}; what was saved before is intact: "
               f"fix that and run the same command again", file=sys.stderr)
         return 2
