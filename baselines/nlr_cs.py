@@ -169,19 +169,73 @@ def conjugate_gradient(apply, b, x0, iters, tol):
 def _grad_normal(x):
     """D^T D x for forward differences with a Neumann border (the discrete -Laplacian)."""
     out = np.zeros_like(x)
-    dv = np.diff(x, axis=0)
-    dh = np.diff(x, axis=1)
-    out[:-1] -= dv
-    out[1:] += dv
-    out[:, :-1] -= dh
-    out[:, 1:] += dh
+    dv = np.diff(x, axis=-2)
+    dh = np.diff(x, axis=-1)
+    out[..., :-1, :] -= dv
+    out[..., 1:, :] += dv
+    out[..., :, :-1] -= dh
+    out[..., :, 1:] += dh
     return out
 
 
-def initial_estimate(op, y, rho, iters):
+def _grad_normal_blocks(x, b):
+    """D^T D x with differences only inside each b x b block of x (block scope)."""
+    Hb, Wb = x.shape[0] // b, x.shape[1] // b
+    xb = x.reshape(Hb, b, Wb, b).transpose(0, 2, 1, 3)
+    return _grad_normal(xb).transpose(0, 2, 1, 3).reshape(x.shape)
+
+
+class BlockOperator:
+    """Block scope: the unknown is the padded image, measured block by block.
+
+    ``A`` maps Hp x Wp -> n_blocks x M and ``At`` is its adjoint; every block is its own
+    problem (nothing couples blocks but the batching).
+    """
+
+    def __init__(self, problem):
+        import torch
+
+        self.problem = problem
+        self.Phi = torch.from_numpy(np.array(problem.Phi, dtype=np.float64))
+
+    def A(self, x):
+        import torch
+
+        X = torch.from_numpy(np.ascontiguousarray(self.problem.to_blocks(x)))
+        return (X @ self.Phi.T).numpy()
+
+    def At(self, y):
+        import torch
+
+        X = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.float64)) @ self.Phi).numpy()
+        return self.problem.to_padded(X)
+
+    def AtA(self, x):
+        return self.At(self.A(x))
+
+
+def block_scope_matching(x, b, n, step, radius, m):
+    """Block matching inside every b x b block of x: groups never cross a block border.
+
+    Each block is matched on its own (:func:`block_matching` on the b x b block, the window
+    clipped to it); the flat positions are mapped to the patch grid of the whole image x.
+    """
+    Hb, Wb = x.shape[0] // b, x.shape[1] // b
+    Q = x.shape[1] - n + 1  # columns of the whole image's patch grid
+    q = b - n + 1  # columns of a block's patch grid
+    out = []
+    for i in range(Hb):
+        for j in range(Wb):
+            idx, _ = block_matching(x[i * b:(i + 1) * b, j * b:(j + 1) * b], n, step, radius, m)
+            out.append((i * b + idx // q) * Q + (j * b + idx % q))
+    return np.concatenate(out)
+
+
+def initial_estimate(op, y, rho, iters, grad_normal=None):
     """Smooth least squares: argmin ||y - Phi x||^2 + rho ||grad x||^2 by CG from Phi^T y."""
+    grad_normal = grad_normal or _grad_normal
     b = op.At(y)
-    return conjugate_gradient(lambda v: op.AtA(v) + rho * _grad_normal(v), b, b, iters, 1e-6)
+    return conjugate_gradient(lambda v: op.AtA(v) + rho * grad_normal(v), b, b, iters, 1e-6)
 
 
 def weighted_svt(X, tau, eps, reweight):
@@ -207,7 +261,7 @@ class NLRCS(Method):
     """NLR-CS (Dong et al., TIP 2014), whole-image recovery from block measurements."""
 
     family = "classical"
-    scopes = ("image",)
+    scopes = ("image", "block")
     params = {
         # fixed by the paper (Sec. V)
         "patch": 6,  # patch side sqrt(n)
@@ -241,14 +295,28 @@ class NLRCS(Method):
         if not np.all(np.isfinite(y)):
             raise CSBenchError("nlr-cs: the measurements contain NaN or Inf")
         p = self.p
-        op = CroppedOperator(problem)
         y = y * SCALE
+        if self.scope == "block":
+            b = problem.block
+            n = int(p["patch"])
+            if n > b:
+                raise CSBenchError(f"nlr-cs: a {n}x{n} patch does not fit a {b}x{b} block")
+            op = BlockOperator(problem)
+            match = lambda x: block_scope_matching(x, b, n, int(p["step"]), int(p["radius"]),
+                                                   int(p["similar"]))
+            with one_thread():
+                x = initial_estimate(op, y, p["rho"], p["init_iters"],
+                                     lambda v: _grad_normal_blocks(v, b))
+                x = self.iterate(op, y, x, problem.ratio, match)
+            H, W = problem.image_shape
+            return np.clip(x[:H, :W] / SCALE, 0.0, 1.0)
+        op = CroppedOperator(problem)
         with one_thread():
             x = initial_estimate(op, y, p["rho"], p["init_iters"])
             x = self.iterate(op, y, x, problem.ratio)
         return np.clip(x / SCALE, 0.0, 1.0)
 
-    def iterate(self, op, y, x, ratio):
+    def iterate(self, op, y, x, ratio, match=None):
         """Algorithm 1: K outer iterations of patch grouping, low-rank step, ADMM x step."""
         p = self.p
         n, m = int(p["patch"]), int(p["similar"])
@@ -262,7 +330,10 @@ class NLRCS(Method):
         idx = None
         for k in range(int(p["iters"])):
             if k % max(1, int(p["regroup"])) == 0:
-                idx, _ = block_matching(x, n, int(p["step"]), int(p["radius"]), m)
+                if match is None:
+                    idx, _ = block_matching(x, n, int(p["step"]), int(p["radius"]), m)
+                else:
+                    idx = match(x)
             X = all_patches(x, n)[idx].transpose(0, 2, 1)  # G x n x m, columns = patches
             L = weighted_svt(X, tau, eps, p["reweight"])
             total, count = aggregate(L.transpose(0, 2, 1), idx, shape, n)

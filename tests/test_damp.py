@@ -162,3 +162,10 @@ def test_bm3d_pair_reuses_matching():
         a, b = d.pair(x, x, 0.05)
         assert np.array_equal(a, b)  # same input, same matching: same output
         assert np.allclose(a, d(x, 0.05))
+
+
+def test_block_scope_batched_bm3d_runs():
+    img = camera(66)
+    p = Problem.from_image(img, 0.3)
+    rec = get_method("d-amp", scope="block", iters=8).reconstruct(p)  # bm3d-batch default
+    assert rec.shape == img.shape and psnr(img, rec) > 22

@@ -147,3 +147,18 @@ def test_registry_scope_and_determinism():
     a, b = method.reconstruct(prob), method.reconstruct(prob)
     assert a.shape == img.shape and a.min() >= 0 and a.max() <= 1
     assert np.array_equal(a, b)
+
+
+def test_block_scope_runs_and_groups_stay_in_blocks():
+    from cs_bench.baselines.nlr_cs import block_scope_matching
+
+    x = np.random.default_rng(0).random((66, 66))
+    idx = block_scope_matching(x, 33, 6, 5, 20, 16)
+    Q = 66 - 6 + 1
+    r, c = idx // Q, idx % Q
+    # every patch of a group lies in the block of its reference (column 0)
+    assert np.all(r // 33 == r[:, :1] // 33) and np.all((r % 33) <= 27)
+    assert np.all(c // 33 == c[:, :1] // 33) and np.all((c % 33) <= 27)
+    img = camera(40)
+    rec = get_method("nlr-cs", scope="block", **FAST).reconstruct(Problem.from_image(img, 0.3))
+    assert rec.shape == img.shape and psnr(img, rec) > 20
