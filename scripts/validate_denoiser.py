@@ -87,6 +87,11 @@ def main():
                 print(rows[-2]["profile"], s255, name, "blocks %.2f / %.2f, image %.2f / %.2f"
                       % (rows[-2]["ours"], rows[-2]["package"], rows[-1]["ours"],
                          rows[-1]["package"]), flush=True)
+                write(rows, args)
+
+
+def write(rows, args):
+    """Write the csv and the Markdown table of the rows so far."""
     df = pd.DataFrame(rows)
     out = Path(args.out)
     atomic_write_text(out.with_suffix(".csv"), df.to_csv(index=False, float_format="%.4f"))
