@@ -104,6 +104,32 @@ def _at(rows, hours):
     return max(float(r["val_psnr"]) for r in rows if float(r["cpu_seconds"]) <= hours * 3600)
 
 
+def _references():
+    """The linear start x(0) = Qinit y and the shipped zoo model on the same validation blocks."""
+    import math
+
+    import numpy as np
+
+    from cs_bench.learned import weights as wt
+    from cs_bench.learned.qinit import qinit
+    from cs_bench.learned.trainset import Recipe, load
+    from cs_bench.sensing import make_phi
+
+    try:
+        data = load(Recipe())
+    except Exception as exc:  # noqa: BLE001 - no T91 here: the references are left out
+        return [f"(references not computed: {type(exc).__name__})", ""]
+    Phi = make_phi(0.25)
+    X = np.asarray(data.val, dtype=np.float64)
+    x0 = np.clip(X @ Phi.T @ qinit(data.moment, Phi).T, 0, 1)
+    q = 10 * math.log10(1 / float(np.mean((x0 - X) ** 2)))
+    meta = wt.read_metadata("ista-net_r0.25_np9_nf32")
+    return [f"References on the same blocks: x(0) = Qinit y alone gives {q:.2f} dB; the shipped "
+            f"zoo model `ista-net_r0.25_np9_nf32` ({meta.get('epochs_done')} epochs, cosine from "
+            f"1e-3, Xavier start, {meta.get('wall_seconds', 0) / 3600:.1f} h of one core) "
+            f"validates at {meta.get('val_psnr'):.2f} dB.", ""]
+
+
 def report():
     import matplotlib
 
@@ -134,7 +160,7 @@ def report():
             "" if c is None else f"{c:.2f}" for c in cells)
             + f" | {max(v):.2f} | {h[-1]:.2f} | {'done' if done else 'running'} |")
     lines += ["", "Cells: best validation PSNR reached within that many CPU-hours (empty: the run "
-              "has not reached it yet).", ""]
+              "has not reached it yet).", ""] + _references()
     ax.set_xlabel("CPU-hours (one thread)")
     ax.set_ylabel("T91 validation PSNR (dB)")
     ax.set_title("ISTA-Net 0.25 training strategies")
