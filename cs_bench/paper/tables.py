@@ -182,7 +182,8 @@ def ratio_matrix_markdown(df):
             "trained at b (the diagonal). The paper's ISTA-Net0.4 (Table 4) is the row trained "
             "at 0.4. Ours are this project's CPU-trained models (budgets in Table 4); the "
             "authors' release rows are their 200-epoch models, run with the harness Phi.\n\n"
-            + piv.reset_index().rename(columns={"row": ""}).to_markdown(index=False) + "\n")
+            + piv.reset_index().rename(columns={"row": ""}).fillna("—").to_markdown(index=False)
+            + "\n")
 
 
 def ratio_matrix_figure(df, out):
@@ -412,7 +413,7 @@ def _cell_text(r):
 def table_markdown(df, title, note):
     piv = df.assign(text=df.apply(_cell_text, axis=1)).pivot_table(
         index="row", columns="column", values="text", aggfunc="first", sort=False)
-    piv = piv.reset_index().rename(columns={"row": ""})
+    piv = piv.reset_index().rename(columns={"row": ""}).fillna("—")  # a row without that column
     budget = {row: _budget_text(g) for row, g in df.groupby("row", sort=False)}
     piv["training budget"] = piv[""].map(budget)
     if piv["training budget"].eq("").all():
@@ -627,7 +628,7 @@ def ssim_markdown(df, t):
     txt = df.assign(text=[str(n) if n else ("—" if np.isnan(v) else f"{v:.4f}")
                           for v, n in zip(df.ssim, df.note.fillna(""))])
     piv = txt.pivot_table(index="row", columns="column", values="text", aggfunc="first",
-                          sort=False).reset_index().rename(columns={"row": ""})
+                          sort=False).reset_index().rename(columns={"row": ""}).fillna("—")
     title = {"table2": "Table 2 (SSIM): Set11 mean SSIM at ratios 0.25 and 0.10",
              "table4": "Table 4 (SSIM): Set11 mean SSIM at ratios 0.2-0.6"}[t]
     return (f"# {title}\n\nThe SSIM companion of `{t}.md`: the same models and runs, mean "
