@@ -140,8 +140,8 @@ def test_bad_measurements_raise(bad):
 def test_registry_scope_and_determinism():
     method = get_method("nlr-cs", **FAST)
     assert method.scope == "image" and method.family == "classical"
-    with pytest.raises(CSBenchError):
-        get_method("nlr-cs", scope="block")
+    with pytest.raises(CSBenchError, match="block"):
+        get_method("nlr-cs", scope="pixel")
     img = camera(40)
     prob = Problem.from_image(img, 0.25)
     a, b = method.reconstruct(prob), method.reconstruct(prob)
