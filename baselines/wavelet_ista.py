@@ -54,6 +54,7 @@ import pywt
 from cs_bench.errors import CSBenchError
 from cs_bench.method import Method
 from cs_bench.operator import BlockCS
+from cs_bench.prox import soft
 from cs_bench.registry import register
 
 from .wavelet_ops import BlockWavelet, ImageWavelet, max_block_levels
@@ -129,11 +130,6 @@ def step_size(Phi):
     if not np.isfinite(L) or L <= 0:
         raise CSBenchError("Phi has zero or non-finite norm; cannot choose the step rho")
     return 1.0 / L
-
-
-def soft(c, theta):
-    """Soft thresholding sign(c) max(|c| - theta, 0)."""
-    return np.sign(c) * np.maximum(np.abs(c) - theta, 0.0)
 
 
 def iterate(x0, grad, W, rho, tau, iters, fista=False, callback=None):

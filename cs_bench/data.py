@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import cache_dir, data_dirs
 from .errors import DataError, unknown_name
+from .files import sha256 as sha256_file
 from .images import read_image, to_gray255
 
 _ISTA = "https://raw.githubusercontent.com/jianzhangcs/ISTA-Net-PyTorch/master/data/Set11/"
@@ -92,14 +93,6 @@ def files(name):
     return sorted((rel, d) for rel, d in sha256_registry().items() if rel.split("/")[0] == ds.folder)
 
 
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _find(rel, data_dir=None):
     """First existing copy of ``rel`` under the data roots, or None."""
     for root in data_dirs(data_dir):
@@ -148,18 +141,13 @@ def image_refs(name, data_dir=None, download=True, verify=True):
                                 f"'cs-bench data fetch {ds.name}'")
             path = _download(ds, rel, digest)
         if verify:
-            got = _verified_sha(str(path), path.stat().st_mtime_ns, path.stat().st_size)
+            got = sha256_file(path)
             if got != digest:
                 raise DataError(f"{path}: sha256 mismatch (expected {digest[:12]}..., got "
                                 f"{got[:12]}...): the file is corrupt or tampered; delete it and "
                                 f"fetch it again")
         refs.append(ImageRef(ds.name, Path(rel).stem, digest, str(path)))
     return refs
-
-
-@lru_cache(maxsize=4096)
-def _verified_sha(path, mtime_ns, size):
-    return sha256_file(path)
 
 
 def _array_sha(arr):

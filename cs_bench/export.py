@@ -78,33 +78,16 @@ def _kind(path):
 
 
 def atomic_write_text(path, text):
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written).
+    """Write ``text`` to ``path`` atomically (:func:`cs_bench.files.atomic_write`); a path that
+    is not a regular file, or a failed write, is one line (:class:`CSBenchError`)."""
+    from .files import atomic_write_text as write
 
-    Only a regular file (or nothing) is replaced, and the new file keeps the old one's
-    permissions (a new one gets the umask's)."""
     path = Path(path)
     if os.path.lexists(path) and not path.is_file():
         raise CSBenchError(f"cannot write {path}: it is {_kind(path)}, not a regular file")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        write(path, text)
     except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise CSBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 

@@ -22,11 +22,10 @@ and an optional matplotlib ``Axes``, so other figures (the paper's) reuse them:
 ['b']
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 from .errors import CSBenchError
+from .files import atomic_write
 
 #: The columns a results CSV needs for the plots.
 NEEDED = ("method", "ratio", "image", "psnr", "seconds")
@@ -43,12 +42,6 @@ def _plt():
     return plt
 
 
-def _umask():
-    old = os.umask(0)
-    os.umask(old)
-    return old
-
-
 def save(fig, stem, formats=FORMATS, dpi=110):
     """Write ``fig`` as ``stem.png`` / ``stem.svg`` atomically, with the umask's mode; the paths.
 
@@ -61,17 +54,13 @@ def save(fig, stem, formats=FORMATS, dpi=110):
     paths = []
     for fmt in formats:
         path = stem.with_name(f"{stem.name}.{fmt}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
-        os.close(fd)
-        try:
-            meta = {"Date": None} if fmt == "svg" else {"Software": None} if fmt == "png" else {}
+        meta = {"Date": None} if fmt == "svg" else {"Software": None} if fmt == "png" else {}
+
+        def write(tmp, fmt=fmt, meta=meta):
             with matplotlib.rc_context({"svg.hashsalt": "cs-bench"}):
                 fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=fmt, metadata=meta)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        atomic_write(path, write, suffix=f".{fmt}")
         paths.append(path)
     _plt().close(fig)
     return paths

@@ -15,10 +15,10 @@ import base64
 import html as _html
 import os
 import re
-import tempfile
 from pathlib import Path
 
 from .errors import CSBenchError
+from .files import atomic_write_text
 
 #: Order of the known files; any other ``*.md`` / ``*.png`` follows by name.
 ORDER = ["table2", "table4", "table1", "table3", "fig6a", "fig6b", "bench", "damp_set11",
@@ -286,12 +286,6 @@ def build_html(results_dir, title="cs-bench results"):
             f"{intro}\n{toc}\n" + "\n".join(sections) + "\n</body>\n</html>\n")
 
 
-def _umask():
-    old = os.umask(0)
-    os.umask(old)
-    return old
-
-
 def write_report(results_dir="results", out=None, title="cs-bench results"):
     """Write the page for ``results_dir`` to ``out`` (default ``results_dir/index.html``)
     atomically, with the umask's mode; the path."""
@@ -305,16 +299,7 @@ def write_report(results_dir="results", out=None, title="cs-bench results"):
     if out.is_dir():
         raise CSBenchError(f"cannot write {out}: it is a directory")
     text = build_html(results_dir, title)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(out, text)
     return out
 
 

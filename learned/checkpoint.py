@@ -27,7 +27,7 @@ import torch
 
 from cs_bench.errors import CSBenchError
 
-from .weights import _atomic_write
+from cs_bench.files import atomic_write
 
 KEY = "cs_bench_checkpoint"
 
@@ -73,7 +73,7 @@ def save(path, net, opt, state, perm=None):
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
     meta = {**state, "param_groups": osd["param_groups"], "rng": rinfo}
     header = {KEY: json.dumps(meta)}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
 def read_state(path):

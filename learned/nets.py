@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cs_bench.operator import BlockCS
+from cs_bench.prox import soft
 from cs_bench.sensing import BLOCK, N
 
 def __getattr__(name):
@@ -64,15 +65,6 @@ def __getattr__(name):
 
         return getattr(spec, name)
     raise AttributeError(name)
-
-
-def soft(u, theta):
-    """Soft thresholding soft(u, theta) = sign(u) max(|u| - theta, 0) (Eq. 10).
-
-    >>> soft(torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0]), 1.0).tolist()
-    [-1.0, -0.0, 0.0, 0.0, 1.0]
-    """
-    return torch.sign(u) * F.relu(torch.abs(u) - theta)
 
 
 class BlockOperator(BlockCS):

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from cs_bench.errors import CSBenchError, WeightsError
+from cs_bench.files import sha256
 from cs_bench.sensing import PAPER_M, N, load_phi, make_phi
 
 from . import weights as wt
@@ -71,10 +72,6 @@ def ratio_from_m(m):
         if mm == m:
             return r
     return m / N
-
-
-def _file_sha(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def read_checkpoint(path):
@@ -159,7 +156,7 @@ def import_official(checkpoint, phi, qinit, name, ratio=None, overwrite=False, f
         "sym_input": "phase_input", "epochs_done": int(epoch.group(1)) if epoch else None,
         "source": "official ISTA-Net-PyTorch import",
         "official": {"checkpoint": Path(checkpoint).name,
-                     "checkpoint_sha256": _file_sha(checkpoint),
+                     "checkpoint_sha256": sha256(checkpoint),
                      "phi": Path(phi).name, "qinit": Path(qinit).name},
         "trainset": None, "device": None, "val_psnr": None, "torch": torch.__version__,
         "init_from": None,

@@ -170,7 +170,9 @@ def _install_ours(arch, ratio, checkpoint, folder, overwrite, data_dir=None):
 
     from . import trainset as ts_mod
     from . import weights as wt
-    from .official import _file_sha, read_checkpoint
+    from cs_bench.files import sha256
+
+    from .official import read_checkpoint
     from .qinit import qinit
     from .trainset import Recipe
 
@@ -190,7 +192,7 @@ def _install_ours(arch, ratio, checkpoint, folder, overwrite, data_dir=None):
         "lr": 1e-4, "batch": 64, "schedule": "constant", "device": None, "val_psnr": None,
         "source": "authors' release, harness Phi (Qinit solved on T91)",
         "official": {"checkpoint": checkpoint_path(arch, ratio),
-                     "checkpoint_sha256": _file_sha(checkpoint)},
+                     "checkpoint_sha256": sha256(checkpoint)},
         "trainset": {"recipe": recipe.to_dict()}, "torch": torch.__version__,
         "init_from": None,
     }

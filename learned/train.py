@@ -46,6 +46,7 @@ import torch
 
 from cs_bench.config import cache_dir
 from cs_bench.errors import CSBenchError, WeightsError
+from cs_bench.files import atomic_write_text
 from cs_bench.sensing import check_ratio, load_phi, make_phi
 
 from . import checkpoint as ckpt
@@ -344,7 +345,7 @@ def _write_log(path, history):
     w.writeheader()
     for row in history:
         w.writerow(row)
-    wt._atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    atomic_write_text(path, buf.getvalue())
 
 
 def _parse_steps(n_blocks, batch):

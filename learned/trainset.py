@@ -33,19 +33,16 @@ True
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from cs_bench.config import cache_dir
 from cs_bench.errors import CSBenchError
+from cs_bench.files import atomic_write, atomic_write_text
 from cs_bench.sensing import BLOCK, N
 
 from .qinit import second_moment
-from .weights import _umask
 
 SOURCES = ("t91", "synthetic")
 RECIPE_VERSION = 1
@@ -178,29 +175,11 @@ def build(recipe, data_dir=None):
 
 
 def _atomic_save(path, arr):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp):
+        with open(tmp, "wb") as f:
             np.save(f, arr, allow_pickle=False)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
-
-def _atomic_text(path, text):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, write)
 
 
 def folder():
@@ -234,7 +213,7 @@ def load(recipe=None, data_dir=None, cache=True):
     _atomic_save(p["train"], ts.train)
     _atomic_save(p["val"], ts.val)
     _atomic_save(p["moment"], ts.moment)
-    _atomic_text(p["recipe"], json.dumps({**recipe.to_dict(), "key": ts.key,
+    atomic_write_text(p["recipe"], json.dumps({**recipe.to_dict(), "key": ts.key,
                                           "val_images_held_out": list(ts.val_names)}, indent=1))
     return ts
 

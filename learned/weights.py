@@ -35,20 +35,17 @@ Default names are the model zoo's (:mod:`cs_bench.paper.zoo`, tier 1):
 """
 
 import contextlib
-import hashlib
 import json
 import os
-import re
-import tempfile
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from cs_bench.config import cache_dir
 from cs_bench.errors import WeightsError
+from cs_bench.files import atomic_write, sha256
 
 from .spec import ARCH_OF, UNROLLED
 
@@ -85,56 +82,6 @@ def check_name(name):
 
 
 # -- files -----------------------------------------------------------------------------
-@lru_cache(maxsize=256)
-def _sha256_cached(path, mtime_ns, size):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256(path):
-    """sha256 (hex) of a file, cached on (path, mtime, size)."""
-    st = Path(path).stat()
-    return _sha256_cached(str(path), st.st_mtime_ns, st.st_size)
-
-
-def _umask():
-    old = os.umask(0)
-    os.umask(old)
-    return old
-
-
-def _atomic_write(path, write):
-    """Write ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:  # on disk before the rename: a full disk shows here
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    except Exception as exc:
-        Path(tmp).unlink(missing_ok=True)
-        # a writer that reports the system's error in its own type (safetensors: "No space
-        # left on device (os error 28)") is answered as that OSError: full disk, quota
-        code = re.search(r"os error (\d+)", str(exc))
-        if code:
-            n = int(code.group(1))
-            raise OSError(n, os.strerror(n), str(path)) from None
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(path, tensors, meta):
     """Write ``tensors`` (name -> torch tensor) and ``meta`` (JSON-able) atomically.
 
@@ -145,7 +92,7 @@ def save(path, tensors, meta):
     meta = {**meta, "format": FORMAT, "format_version": FORMAT_VERSION}
     header = {"cs_bench": json.dumps(meta, sort_keys=True, default=_json_default)}
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
     return sha256(path)
 
 
@@ -202,7 +149,7 @@ def read_index(folder):
 
 def write_index(folder, files):
     text = json.dumps({"format": FORMAT, "files": dict(sorted(files.items()))}, indent=1) + "\n"
-    _atomic_write(Path(folder) / INDEX, lambda tmp: Path(tmp).write_text(text))
+    atomic_write(Path(folder) / INDEX, lambda tmp: Path(tmp).write_text(text))
 
 
 @contextlib.contextmanager

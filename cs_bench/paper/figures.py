@@ -4,11 +4,11 @@ Fig. 6b (number of feature maps) and PSNR against ratio for every method.
 All plots use matplotlib's Agg backend and are written atomically (temp file + rename).
 """
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write
 
 
 def _plt():
@@ -21,12 +21,7 @@ def _plt():
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"), suffix=".png")
     _plt().close(fig)
 
 
