@@ -274,6 +274,67 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
     return 0
 
 
+def promote(run_dir, name, log=print):
+    """Install the best epoch of a training run as the shipped zoo model ``name`` when it
+    validates higher than the shipped one on the same T91 validation blocks.
+
+    The zoo never regresses: a run of another network (method, ratio, Np, Nf, gamma, Phi),
+    one validated on other blocks (another training-set recipe), or one that does not beat
+    the shipped weights is refused with one line and nothing changes. The installed weights
+    keep the run's metadata (epochs, schedule, start, CPU and wall time) and name the run.
+    """
+    import csv
+    from pathlib import Path
+
+    from ..errors import CSBenchError
+    from ..learned import checkpoint as ckpt
+    from ..learned import weights as wt
+
+    e = entry(name)
+    run = Path(run_dir)
+    best = run / "best.safetensors"
+    if not best.is_file():
+        raise CSBenchError(f"{run} holds no best.safetensors (no validated epoch yet)")
+    meta, tensors = wt.read_meta(best), wt.read_tensors(best)
+    want = {"method": e.method, "ratio": e.ratio, "phases": e.phases, "nf": e.nf,
+            "gamma": e.gamma}
+    got = {k: meta.get(k) for k in want}
+    if any(got[k] != v if k == "method" else abs(float(got[k] or -1) - v) > 1e-9
+           for k, v in want.items()):
+        raise CSBenchError(f"{run} trained {got}, not the zoo model {name} {want}")
+    old = shipped(name)
+    if old:
+        if old.get("phi") != meta.get("phi"):
+            raise CSBenchError(f"{run} used Phi {meta.get('phi')}, the shipped {name} "
+                               f"{old.get('phi')}: not comparable")
+        key, old_key = (meta.get("trainset") or {}).get("key"), (old.get("trainset") or {}).get("key")
+        if key != old_key:
+            raise CSBenchError(f"{run} validated on training set {key}, the shipped {name} on "
+                               f"{old_key}: not comparable")
+        if not meta["val_psnr"] > old["val_psnr"]:
+            raise CSBenchError(f"{run} validates at {meta['val_psnr']:.2f} dB, not above the "
+                               f"shipped {name} ({old['val_psnr']:.2f} dB); nothing installed")
+    extra = {"promoted_from": run.name}
+    if meta.get("init") is None and (run / "checkpoint.safetensors").is_file():
+        extra["init"] = ckpt.read_state(run / "checkpoint.safetensors")["config"].get("init")
+    log_csv = run / "log.csv"
+    if log_csv.is_file():
+        with open(log_csv) as f:
+            rows = [r for r in csv.DictReader(f) if r.get("epoch") == str(meta.get("best_epoch"))]
+        if rows and rows[-1].get("cpu_seconds"):
+            extra["cpu_seconds"] = float(rows[-1]["cpu_seconds"])
+    path = wt.install(tensors, {**meta, **extra}, name, folder=wt.package_dir(), overwrite=True)
+    before = f"{old['val_psnr']:.2f} dB" if old else "none shipped"
+    log(f"{name}: installed the best epoch of {run} (T91 val {meta['val_psnr']:.2f} dB, was "
+        f"{before}) into {path}")
+    return path
+
+
+def cmd_promote(args):
+    promote(args.run, args.name)
+    return 0
+
+
 def add_commands(sub):
     s = sub.add_parser("train-zoo", help="train the zoo models the paper's tables need")
     s.add_argument("--tier", type=int, choices=[1, 2], default=1)
@@ -290,6 +351,13 @@ def add_commands(sub):
                         "seconds and say what an epoch costs and how many fit --time-budget")
     s.add_argument("--list", action="store_true", help="list the zoo and what is trained")
     s.set_defaults(func=cmd_train_zoo)
+    s = sub.add_parser("zoo-promote", help="install a training run's best epoch as a zoo model "
+                       "if it validates higher than the shipped one",
+                       description="Example: cs-bench zoo-promote zoo_runs/study-identity "
+                                   "ista-net_r0.25_np9_nf32")
+    s.add_argument("run", help="a training run folder (with best.safetensors)")
+    s.add_argument("name", help="the zoo model it replaces (cs-bench train-zoo --list)")
+    s.set_defaults(func=cmd_promote)
 
 
 def probe(device="auto", steps=10, batch=64, log=print):

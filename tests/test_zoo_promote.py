@@ -1,0 +1,82 @@
+"""``cs-bench zoo-promote``: a training run replaces a shipped zoo model only when it validates
+higher on the same T91 blocks (the zoo never regresses)."""
+
+import csv
+
+import pytest
+import torch
+
+from cs_bench.errors import CSBenchError
+from cs_bench.learned import checkpoint as ckpt
+from cs_bench.learned import weights as wt
+from cs_bench.paper import zoo
+
+NAME = "ista-net_r0.25_np9_nf32"
+TRAINSET = {"key": "k1", "recipe": {"source": "t91"}}
+
+
+def _meta(val, **kw):
+    return {"method": "ista-net", "ratio": 0.25, "phases": 9, "nf": 32, "gamma": 0.01,
+            "phi": {"kind": "harness", "seed": 0}, "trainset": TRAINSET, "val_psnr": val,
+            "best_epoch": 2, "epochs_done": 2, **kw}
+
+
+def _run(tmp_path, val, **kw):
+    run = tmp_path / "study-x"
+    run.mkdir()
+    wt.save(run / "best.safetensors", {"net.w": torch.full((2,), val)}, _meta(val, **kw))
+    with open(run / "log.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["epoch", "val_psnr", "cpu_seconds"])
+        w.writeheader()
+        w.writerows([{"epoch": 1, "val_psnr": val - 1, "cpu_seconds": 100},
+                     {"epoch": 2, "val_psnr": val, "cpu_seconds": 200}])
+    return run
+
+
+@pytest.fixture
+def package(tmp_path, monkeypatch):
+    folder = tmp_path / "package"
+    folder.mkdir()
+    monkeypatch.setattr(wt, "package_dir", lambda: folder)
+    wt.install({"net.w": torch.zeros(2)}, _meta(24.0), NAME, folder=folder)
+    return folder
+
+
+def test_a_better_run_replaces_the_shipped_model(tmp_path, package):
+    run = _run(tmp_path, 25.0)
+    path = zoo.promote(run, NAME, log=lambda m: None)
+    meta = wt.read_meta(path)
+    assert path == package / f"{NAME}.safetensors"
+    assert meta["val_psnr"] == 25.0 and meta["promoted_from"] == "study-x"
+    assert meta["cpu_seconds"] == 200.0  # the best epoch's row of the run's log
+    assert torch.equal(wt.read_tensors(path)["net.w"], torch.full((2,), 25.0))
+    assert zoo.shipped(NAME)["val_psnr"] == 25.0
+
+
+@pytest.mark.parametrize("val, kw, match", [
+    (23.5, {}, "not above"),
+    (24.0, {}, "not above"),
+    (26.0, {"trainset": {"key": "k2"}}, "not comparable"),
+    (26.0, {"phi": {"kind": "stored"}}, "not comparable"),
+    (26.0, {"nf": 16}, "not the zoo model"),
+])
+def test_a_run_that_does_not_beat_or_match_is_refused(tmp_path, package, val, kw, match):
+    before = wt.read_meta(package / f"{NAME}.safetensors")
+    with pytest.raises(CSBenchError, match=match):
+        zoo.promote(_run(tmp_path, val, **kw), NAME, log=lambda m: None)
+    assert wt.read_meta(package / f"{NAME}.safetensors") == before
+
+
+def test_the_start_is_taken_from_the_checkpoint_when_the_weights_lack_it(tmp_path, package):
+    run = _run(tmp_path, 25.0)
+    net = torch.nn.Linear(2, 2)
+    ckpt.save(run / "checkpoint.safetensors", net, torch.optim.Adam(net.parameters()),
+              {"config": {"init": "identity"}})
+    assert wt.read_meta(zoo.promote(run, NAME, log=lambda m: None))["init"] == "identity"
+
+
+def test_unknown_model_and_missing_run_are_one_line(tmp_path, package):
+    with pytest.raises(CSBenchError, match="zoo model"):
+        zoo.promote(tmp_path, "ista-net_r0.33", log=lambda m: None)
+    with pytest.raises(CSBenchError, match="no best.safetensors"):
+        zoo.promote(tmp_path / "nowhere", NAME, log=lambda m: None)
