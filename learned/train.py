@@ -357,11 +357,13 @@ def _fixed_mismatch(cfg, stored):
     return [k for k in FIXED if a.get(k) != b.get(k)]
 
 
-def train(cfg, resume=False, trainset=None, progress=True, log=print):
+def train(cfg, resume=False, trainset=None, progress=True, log=print, install=True):
     """Run (or resume) a training; returns a dict with ``status``, ``weights``, ``run_dir``.
 
     ``trainset`` overrides ``cfg.recipe``'s blocks (tests); ``status`` is "done" (weights
     installed) or "stopped" (``max_steps`` / ``time_budget`` reached; resume later).
+    ``install=False`` leaves the best epoch in the run folder (``best.safetensors``) for the
+    caller to install (the zoo installs it only if it beats the shipped model).
     """
     run = _Run(cfg, resume, trainset, log)
     run.prepare()
@@ -371,6 +373,8 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print):
     stopped = run.loop(progress)
     if stopped:
         return run.stopped(stopped)
+    if not install:
+        return {**run.result(), "status": "done", "weights": None}
     return run.install()
 
 

@@ -80,3 +80,46 @@ def test_unknown_model_and_missing_run_are_one_line(tmp_path, package):
         zoo.promote(tmp_path, "ista-net_r0.33", log=lambda m: None)
     with pytest.raises(CSBenchError, match="no best.safetensors"):
         zoo.promote(tmp_path / "nowhere", NAME, log=lambda m: None)
+
+
+def test_done_counts_blocks_seen_whatever_the_epoch_length():
+    e = zoo.entry(NAME)
+    assert zoo.epochs_for(e, "cpu") == zoo.CAMPAIGN[NAME]
+    full = 88_912
+    whole = {"training_blocks": full}
+    budget = zoo.CAMPAIGN[NAME] * zoo.CAMPAIGN_BLOCKS
+    # three whole epochs (the earlier cpu budget) are short of the campaign
+    assert not zoo.is_done(e, "cpu", {**whole, "epochs_done": 3, "epoch_blocks": full})
+    assert zoo.is_done(e, "cpu", {**whole, "epochs_done": -(-budget // full), "epoch_blocks": full})
+    assert zoo.is_done(e, "cpu", {**whole, "epochs_done": zoo.CAMPAIGN[NAME],
+                                  "epoch_blocks": zoo.CAMPAIGN_BLOCKS})
+    # a run that finished its budget without beating the shipped weights is not rerun
+    log = [{"epoch": str(zoo.CAMPAIGN[NAME])}]
+    assert zoo.is_done(e, "cpu", {**whole, "epochs_done": 3, "epoch_blocks": full}, log)
+    assert not zoo.is_done(e, "cpu", None, [{"epoch": "4"}])
+    # the Tier 2 ablations: one short epoch each
+    t2 = next(x for x in zoo.ZOO if x.tier == 2)
+    assert zoo.is_done(t2, "cpu", {**whole, "epochs_done": 1,
+                                   "epoch_blocks": zoo.TIER2_CPU_BLOCKS})
+
+
+@pytest.mark.parametrize("val, installed", [(25.0, True), (23.0, False)])
+def test_train_zoo_installs_a_finished_run_only_if_it_beats_the_shipped(
+        tmp_path, package, monkeypatch, val, installed):
+    import cs_bench.learned.train as tr
+
+    seen = {}
+
+    def fake_train(cfg, resume=False, install=True, **kw):
+        seen.update(init=cfg.init, epoch_blocks=cfg.epoch_blocks, install=install)
+        run = tmp_path / "zoo_runs" / NAME
+        wt.save(run / "best.safetensors", {"net.w": torch.full((2,), val)}, _meta(val))
+        return {"status": "done", "weights": None}
+
+    monkeypatch.setattr(tr, "train", fake_train)
+    said = []
+    assert zoo.train_zoo(only=[NAME], root=str(tmp_path), log=said.append) == 0
+    # the campaign: from scratch with the study's start, short epochs, installed by the zoo
+    assert seen == {"init": zoo.CPU_INIT, "epoch_blocks": zoo.CAMPAIGN_BLOCKS, "install": False}
+    assert (zoo.shipped(NAME)["val_psnr"] == val) is installed
+    assert ("shipped weights are kept" in said[-1]) is not installed
