@@ -66,15 +66,15 @@ tables-full: install release
 bench: install
 	$(BIN)/cs-bench bench
 
-# Two workers, one per core, each taking the next unfinished and unlocked run: first the
-# training study (scripts/training_study.py, issue 16), then the Tier 1 zoo. Everything
-# resumes where it stopped; run it as `nohup nice -n 19 make train > train.log 2>&1 &`.
-TRAIN_WORKERS ?= 2
+# Two workers, one per core, each taking the next unfinished and unlocked run: the first
+# works through the training study (scripts/training_study.py, issue 16) and then the Tier 1
+# zoo, the second the Tier 1 zoo (the campaign: ISTA-Net and FISTA-Net 0.25 from scratch, then
+# the rest) and then the study. Everything resumes where it stopped; run it as
+# `nohup nice -n 19 make train > train.log 2>&1 &`.
+STUDY := $(BIN)/python scripts/training_study.py run-all
+ZOO   := $(BIN)/cs-bench train-zoo --tier 1 --profile cpu --threads 1
 train: install
-	@for i in $$(seq $(TRAIN_WORKERS)); do \
-	  ( $(BIN)/python scripts/training_study.py run-all && \
-	    $(BIN)/cs-bench train-zoo --tier 1 --profile cpu --threads 1 ) & sleep 5; \
-	done; wait
+	( $(STUDY) && $(ZOO) ) & sleep 5; ( $(ZOO) && $(STUDY) ) & wait
 
 train-tier2: install
 	$(BIN)/cs-bench train-zoo --tier 2 --profile cpu

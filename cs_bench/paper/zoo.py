@@ -173,7 +173,7 @@ def epochs_for(e, profile):
         return CPU_EPOCHS.get(e.name, CPU_EPOCHS.get(e.method, BUDGET[(profile, 1)]))
     return BUDGET[(profile, e.tier)]
 #: Tier 1 training order: the paper's headline models first (they get the longest budgets)
-PRIORITY = ("ista-net_r0.25_np9_nf32", "ista-net_r0.1_np9_nf32", "fista-net_r0.25_np9_nf32",
+PRIORITY = ("ista-net_r0.25_np9_nf32", "fista-net_r0.25_np9_nf32", "ista-net_r0.1_np9_nf32",
             "fista-net_r0.1_np9_nf32")
 RUNS = "zoo_runs"  # checkpoints and logs, committed so training continues across sessions
 
