@@ -59,6 +59,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cs_bench.errors import CSBenchError
+from cs_bench.threads import torch_threads
 
 
 @dataclass(frozen=True)
@@ -386,16 +387,14 @@ def bm3d_batch(Z, sigma, profile="np", stages="all", matches=None, return_matche
     sig_safe = np.where(live, sig, 1.0)
     n1 = prof.n1
     PQ = (H - n1 + 1) * (W - n1 + 1)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        tau = lambda t: t / 255.0 ** 2  # per-pixel threshold on the [0, 1] scale
+    with torch_threads(1):
         A, A_inv = transform_pair(prof.transform_ht, n1)
         C = _spectra(Z, A)
         if matches is None:
-            # noisy patches: tau_match^ht + gamma sigma^2 (see Profile.gamma)
+            # noisy patches: tau_match^ht + gamma sigma^2 (see Profile.gamma), per pixel on
+            # the [0, 1] scale as are all matching thresholds here
             tau_b = prof.tau_ht + prof.gamma * (sig_safe * 255.0) ** 2
-            m_ht = _match(Z, n1, prof.step_ht, prof.window_ht, prof.n2_ht, tau(tau_b),
+            m_ht = _match(Z, n1, prof.step_ht, prof.window_ht, prof.n2_ht, tau_b / 255.0 ** 2,
                           whole=whole)
         else:
             m_ht = matches[0]
@@ -404,7 +403,7 @@ def bm3d_batch(Z, sigma, profile="np", stages="all", matches=None, return_matche
         if stages == "all":
             if matches is None:
                 m_wie = _match(basic, n1, prof.step_wie, prof.window_wie, prof.n2_wie,
-                               tau(prof.tau_wie + prof.gamma_wie * (sig_safe * 255.0) ** 2),
+                               (prof.tau_wie + prof.gamma_wie * (sig_safe * 255.0) ** 2) / 255.0 ** 2,
                                whole=whole)
             else:
                 m_wie = matches[1]
@@ -412,8 +411,6 @@ def bm3d_batch(Z, sigma, profile="np", stages="all", matches=None, return_matche
             Cz = _spectra(Z, D)
             Cb = _spectra(basic, D)
             out = _step(Z, Cz, Cb, _groups(*m_wie, PQ), sig_safe, prof, D_inv, True, Z.shape)
-    finally:
-        torch.set_num_threads(threads)
     out = np.where(live[:, None, None], out, Z)
     if single:
         out = out[0]

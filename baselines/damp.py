@@ -29,10 +29,9 @@ sigma_k = ||z_k|| / sqrt(M). With one block this is the paper's (1)-(2) exactly.
 Scopes. ``block`` (the paper's protocol): every block is its own D-AMP problem, D applied to
 the 33 x 33 block at its own sigma_k. With ``denoiser="bm3d-batch"`` (the default) all blocks
 of the image go through BM3D in one batched call per iteration (the block is BM3D's search
-window), about 1 s per iteration for the 64 blocks of a 256 x 256 image; any other denoiser
-is called block by block (the ``bm3d`` package costs ~0.3 s per block call, ~20 minutes per
-256 x 256 image). ``image``: D denoises the whole zero-padded image (``problem.A``
-/ ``problem.At`` measure it). The sigma_k then differ a lot between blocks (a textured block
+window); any other denoiser is called block by block (the ``bm3d`` package's fixed cost
+per call makes that slow: 64 calls per iteration for a 256 x 256 image). ``image``: D
+denoises the whole zero-padded image (``problem.A`` / ``problem.At`` measure it). The sigma_k then differ a lot between blocks (a textured block
 keeps ~10 times the noise of a flat one) while D takes one sigma; D-AMP gets
 sigma = max_k sigma_k. The paper's single sigma = ||z|| / sqrt(m) leaves the noisiest blocks
 under-denoised, and there AMP diverges (T91, tv denoiser: 5 dB at ratio 0.1; see
@@ -59,9 +58,8 @@ iteration with the low-complexity profile "lc", chosen on T91 with the package (
     lc, 30 ht iterations    26.05 dB, 15.5 s  32.84 dB, 15.4 s
 
 "np" costs 2.8x the time for 0.5 dB at 0.10 and 0.1 dB at 0.25; the last iterations need
-the Wiener stage (ht-only iterations lose up to 4 dB). One lc BM3D call on a 264 x 264 image takes 1.35 s (1.22 s with
-the matching reused for the probe), so 30 iterations cost ~77 s per 256 x 256 image on one
-core: above the paper's 47.5 s (MATLAB, its own CPU); see results/bench.md.
+the Wiener stage (ht-only iterations lose up to 4 dB). Seconds per image at both scopes and
+with both BM3Ds are in results/scope.md and results/bench.md.
 
 Known limit: (2) assumes i.i.d. Gaussian A. With orthonormal rows the pseudo-data's noise is
 smaller than sigma^t (at ratio r by up to sqrt(1 - r) at t = 0, and at ratio 1 A is orthogonal

@@ -54,11 +54,8 @@ centre crops of t1, t20, t43 and tt10 (``scripts/tune_nlr_cs.py``, mean PSNR):
   regrouping every 5 instead of 10 changed nothing; 60 iterations keep a 256 x 256 image
   well under the paper's 136 s on one CPU core.
 
-Measured (Set11, mean PSNR, ``Problem.from_image`` + ``psnr``; not used for any choice):
-27.39 dB at ratio 0.10 and 32.99 dB at 0.25 over the 11 images (28.23 / 33.70 over the
-nine 256 x 256 ones); the paper's figures as reported by ISTA-Net (Table 2) are 14.19 and
-28.05 dB, 136.3 s per 256 x 256 image. Here about 37 s of CPU time per 256 x 256 image on
-one core (60-75 s wall on a CPU shared with other jobs), about 200 s per 512 x 512 one.
+Set11 results at both scopes, beside the paper's (which reports a collapse at low ratios:
+14.19 dB at 0.10), are in results/scope.md and results/table2.md.
 We do not reproduce the collapse at low ratios: it needs a poor start (see above) or
 parameters set for Fourier sampling; ours were set on T91 for block Gaussian Phi.
 
@@ -71,13 +68,13 @@ parameters set for Fourier sampling; ours were set on T91 for block Gaussian Phi
 (40, 40)
 """
 
-from contextlib import contextmanager
-
 import numpy as np
 
 from cs_bench.errors import CSBenchError
 from cs_bench.method import Method
+from cs_bench.operator import BlockCS
 from cs_bench.registry import register
+from cs_bench.threads import torch_threads
 
 from .patches import aggregate, all_patches, block_matching
 
@@ -85,53 +82,52 @@ SCALE = 255.0
 
 
 class CroppedOperator:
-    """Phi on an H x W image: zero-pad to the block grid, measure block by block.
+    """Phi on an H x W image (image scope): zero-pad to the block grid, measure block by block.
 
-    ``A`` maps H x W -> n_blocks x M, ``At`` is its adjoint (measure, then crop). The
-    blocks are cut and reassembled by the problem (``to_blocks`` / ``to_padded``); the
-    products with Phi run in torch, which :meth:`NLRCS.reconstruct` keeps on one thread:
-    OpenBLAS threads on a CPU shared with other busy processes were measured about 10x
-    slower than one thread at these sizes.
+    ``A`` maps H x W -> n_blocks x M, ``At`` is its adjoint (measure's adjoint, then crop).
+    The products are the harness operator's (:class:`cs_bench.operator.BlockCS`) in torch
+    float64, which :meth:`NLRCS.reconstruct` keeps on one thread; the blocks are cut and
+    reassembled by the problem (``to_blocks`` / ``to_padded``).
     """
 
     def __init__(self, problem):
-        import torch
-
         self.problem = problem
+        self.op = BlockCS(problem.Phi).torch()
         self.shape = tuple(problem.image_shape)
         self.padded = tuple(problem.padded_shape)
-        self.Phi = torch.from_numpy(np.array(problem.Phi, dtype=np.float64))
 
-    def A(self, x):
+    def measure(self, X):
         import torch
 
+        return self.op.A(torch.from_numpy(np.ascontiguousarray(X))).numpy()
+
+    def adjoint(self, Y):
+        import torch
+
+        return self.op.At(torch.from_numpy(np.ascontiguousarray(Y, dtype=np.float64))).numpy()
+
+    def A(self, x):
         H, W = self.shape
         P = np.zeros(self.padded)
         P[:H, :W] = x
-        X = torch.from_numpy(np.ascontiguousarray(self.problem.to_blocks(P)))
-        return (X @ self.Phi.T).numpy()
+        return self.measure(self.problem.to_blocks(P))
 
     def At(self, y):
-        import torch
-
-        X = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.float64)) @ self.Phi).numpy()
-        return self.problem.crop(self.problem.to_padded(X))
+        return self.problem.crop(self.problem.to_padded(self.adjoint(y)))
 
     def AtA(self, x):
         return self.At(self.A(x))
 
 
-@contextmanager
-def one_thread():
-    """Run torch on one thread inside the block, then restore its thread count."""
-    import torch
+class BlockOperator(CroppedOperator):
+    """Block scope: the unknown is the padded image, measured block by block; every block is
+    its own problem (nothing couples blocks but the batching)."""
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+    def A(self, x):
+        return self.measure(self.problem.to_blocks(x))
+
+    def At(self, y):
+        return self.problem.to_padded(self.adjoint(y))
 
 
 def _dot(a, b):
@@ -183,35 +179,6 @@ def _grad_normal_blocks(x, b):
     Hb, Wb = x.shape[0] // b, x.shape[1] // b
     xb = x.reshape(Hb, b, Wb, b).transpose(0, 2, 1, 3)
     return _grad_normal(xb).transpose(0, 2, 1, 3).reshape(x.shape)
-
-
-class BlockOperator:
-    """Block scope: the unknown is the padded image, measured block by block.
-
-    ``A`` maps Hp x Wp -> n_blocks x M and ``At`` is its adjoint; every block is its own
-    problem (nothing couples blocks but the batching).
-    """
-
-    def __init__(self, problem):
-        import torch
-
-        self.problem = problem
-        self.Phi = torch.from_numpy(np.array(problem.Phi, dtype=np.float64))
-
-    def A(self, x):
-        import torch
-
-        X = torch.from_numpy(np.ascontiguousarray(self.problem.to_blocks(x)))
-        return (X @ self.Phi.T).numpy()
-
-    def At(self, y):
-        import torch
-
-        X = (torch.from_numpy(np.ascontiguousarray(y, dtype=np.float64)) @ self.Phi).numpy()
-        return self.problem.to_padded(X)
-
-    def AtA(self, x):
-        return self.At(self.A(x))
 
 
 def block_scope_matching(x, b, n, step, radius, m):
@@ -302,16 +269,19 @@ class NLRCS(Method):
             if n > b:
                 raise CSBenchError(f"nlr-cs: a {n}x{n} patch does not fit a {b}x{b} block")
             op = BlockOperator(problem)
-            match = lambda x: block_scope_matching(x, b, n, int(p["step"]), int(p["radius"]),
-                                                   int(p["similar"]))
-            with one_thread():
+
+            def match(x):
+                return block_scope_matching(x, b, n, int(p["step"]), int(p["radius"]),
+                                            int(p["similar"]))
+
+            with torch_threads(1):
                 x = initial_estimate(op, y, p["rho"], p["init_iters"],
                                      lambda v: _grad_normal_blocks(v, b))
                 x = self.iterate(op, y, x, problem.ratio, match)
             H, W = problem.image_shape
             return np.clip(x[:H, :W] / SCALE, 0.0, 1.0)
         op = CroppedOperator(problem)
-        with one_thread():
+        with torch_threads(1):
             x = initial_estimate(op, y, p["rho"], p["init_iters"])
             x = self.iterate(op, y, x, problem.ratio)
         return np.clip(x / SCALE, 0.0, 1.0)

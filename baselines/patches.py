@@ -24,6 +24,8 @@ True
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from cs_bench.threads import torch_threads
+
 
 def positions_shape(shape, p):
     """Shape (Hq, Wq) of the grid of patch positions of an image of ``shape``."""
@@ -78,9 +80,7 @@ def block_matching(img, p, step, radius, m, chunk=2048):
     ref = all_patches(img, p).reshape(Hq, Wq, p, p)
 
     dist = np.empty((R.size, n * n))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny per-channel work: threads only add overhead (and spin)
-    try:
+    with torch_threads(1):
         for s in range(0, R.size, chunk):
             r_, c_ = R[s : s + chunk], C[s : s + chunk]
             win = torch.from_numpy(np.ascontiguousarray(windows[r_, c_]))[None]
@@ -88,8 +88,6 @@ def block_matching(img, p, step, radius, m, chunk=2048):
             dot = torch.nn.functional.conv2d(win, kernels, groups=r_.size)[0].numpy()
             d = sq_win[r_, c_] + sq[r_, c_][:, None, None] - 2.0 * dot
             dist[s : s + chunk] = d.reshape(r_.size, n * n)
-    finally:
-        torch.set_num_threads(threads)
     np.maximum(dist, 0.0, out=dist)
     centre = (n * n) // 2  # offset (0, 0)
     dist[:, centre] = -1.0  # the reference itself is always kept, and first

@@ -79,6 +79,7 @@ from cs_bench.errors import CSBenchError
 from cs_bench.method import Method
 from cs_bench.operator import BlockCS
 from cs_bench.registry import register
+from cs_bench.threads import torch_threads
 
 DELTA, RHO, ETA = 1e-4, 0.5, 0.85  # Armijo constant, backtracking factor, Zhang-Hager eta
 MAX_BACKTRACK = 20
@@ -302,12 +303,8 @@ def _solve_blocks(b, Phi, block, opts):
         return op.At(torch.from_numpy(np.ascontiguousarray(r))).numpy().reshape(
             len(r), block, block)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         u, _ = solve(b, A, At, **opts)
-    finally:
-        torch.set_num_threads(threads)
     return u
 
 
