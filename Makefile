@@ -44,7 +44,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bm3d,dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[bm3d,dev,dask]'
 	@touch $@
 
 test: install

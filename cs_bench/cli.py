@@ -78,7 +78,19 @@ def cmd_run(args):
         method_class(m)  # unknown names fail before any work
     ratios = [check_measurable(r) for r in _split(args.ratios, "ratio")]
     noise = [float(_num(s, "noise")) for s in _split(args.noise, "noise")]
-    worker_count(args.jobs, 1)  # --jobs 0: refused before any work
+    if args.jobs is not None:
+        worker_count(args.jobs, 1)  # --jobs 0: refused before any work
+    if args.scheduler and args.backend != "dask":
+        raise CSBenchError("--scheduler is the dask scheduler's address: add --backend dask")
+    if args.backend == "dask":
+        from .cluster import parse_scheduler, require
+
+        if args.jobs is not None:
+            raise CSBenchError("--jobs counts processes on this machine; with --backend dask "
+                               "the cluster's workers run the tasks: drop --jobs (--scheduler "
+                               "local:N starts N workers here)")
+        parse_scheduler(args.scheduler)  # a missing or malformed address: before any work
+        require()
     for opt in ("noise_seed", "phi_seed"):
         if getattr(args, opt) < 0:
             raise CSBenchError(f"--{opt.replace('_', '-')} {getattr(args, opt)} is not a seed: "
@@ -87,10 +99,19 @@ def cmd_run(args):
                   inputs=_input_files(args))
     # '--images ""' names no image: refused, never read as "every image"
     images = _split(args.images, "image") if args.images is not None else None
-    df = run(methods, args.dataset, ratios, noise=noise, jobs=args.jobs, data_dir=args.data_dir,
-             scope=args.scope, params=_parse_params(args.param, methods), phi_path=args.phi,
-             phi_seed=args.phi_seed, noise_seed=args.noise_seed, padding=args.padding,
-             images=images, cache=not args.no_cache, progress=not args.quiet)
+    kw = dict(noise=noise, jobs=args.jobs, data_dir=args.data_dir, scope=args.scope,
+              params=_parse_params(args.param, methods), phi_path=args.phi,
+              phi_seed=args.phi_seed, noise_seed=args.noise_seed, padding=args.padding,
+              images=images, cache=not args.no_cache, progress=not args.no_progress)
+    if args.backend == "dask":
+        from .cluster import connect, describe
+
+        with connect(args.scheduler) as client:
+            if not args.no_progress:
+                print(f"cs-bench: {describe(client)}", file=sys.stderr)
+            df = run(methods, args.dataset, ratios, **kw)
+    else:
+        df = run(methods, args.dataset, ratios, **kw)
     if args.out:
         write_csv(df, args.out)
     if args.markdown:
@@ -207,11 +228,20 @@ def build_parser():
                    help="paper: +33-(size mod 33) as ISTA-Net/ReconNet; minimal: next multiple")
     s.add_argument("--param", action="append", metavar="METHOD.NAME=VALUE",
                    help="set a method parameter (repeatable)")
-    s.add_argument("--jobs", type=int, default=1, help="parallel image jobs (joblib)")
+    s.add_argument("--jobs", type=int, default=None,
+                   help="worker processes on this machine (joblib; default 1; -1: every core)")
+    s.add_argument("--backend", choices=["local", "dask"], default="local",
+                   help="where the tasks run: local (this machine, --jobs) or dask (the "
+                        "workers of a dask.distributed scheduler, --scheduler; needs "
+                        "pip install 'cs-bench[dask]'); the run cache stays here")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --backend dask: tcp://host:8786, a scheduler file "
+                        "(dask scheduler --scheduler-file), or local:N for N worker processes "
+                        "on this machine")
     s.add_argument("--out", help="write the long-format CSV here")
     s.add_argument("--markdown", help="write the Markdown summary here")
     s.add_argument("--no-cache", action="store_true", help="recompute everything")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_option(s)
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("data", help="list, fetch, verify datasets; show data paths")
@@ -232,6 +262,13 @@ def build_parser():
 
     add_option(p, sub)  # --plugin FILE.py on every command
     return p
+
+
+def add_progress_option(parser):
+    """``--no-progress`` (every command with a progress bar); ``--quiet``, its former name
+    on ``run``, is still accepted."""
+    parser.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                        help="no progress bar (--quiet: the same, deprecated)")
 
 
 def _add_optional_commands(sub, module):
@@ -259,7 +296,39 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+#: exit status of a command whose reader went away (``cs-bench run ... | head``): what a
+#: shell reports for a program SIGPIPE ended (128 + 13), as ``seq 1000000 | head`` shows
+BROKEN_PIPE_EXIT = 141
+
+
 def main(argv=None):
+    """Run the command line; the exit status.
+
+    A reader that stops early (``cs-bench run ... | head``) ends the command quietly, as it
+    does any Unix tool: no traceback, status :data:`BROKEN_PIPE_EXIT`.
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:  # --help's SystemExit too
+            sys.stdout.flush()  # here, not at exit: a closed pipe is answered below
+    except BrokenPipeError:
+        return _broken_pipe()
+
+
+def _broken_pipe():
+    """Point stdout at /dev/null, so the interpreter's final flush of what is still buffered
+    does not fail again at exit, and give the SIGPIPE status."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (an embedding program)
+        pass
+    return BROKEN_PIPE_EXIT
+
+
+def _main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = signal.getsignal(signal.SIGTERM)
@@ -296,6 +365,8 @@ def _dispatch(args):
             raise
         print(f"cs-bench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # the reader of stdout went away: main() answers it
+        raise
     except OSError as exc:
         if args.debug:
             raise

@@ -97,29 +97,60 @@ def write_csv(df, path):
 
 
 def summary(df, by=("method", "scope", "ratio", "noise_sigma")):
-    """Mean PSNR/SSIM/seconds per method x ratio (and failures counted)."""
+    """Per method x ratio (x scope, noise): the images scored, mean and standard deviation
+    (sample, n - 1; NaN for one image) of PSNR and SSIM over them, mean seconds per image,
+    and the failed rows (a group with only failures has 0 images)."""
     by = [c for c in by if c in df.columns]
-    ok = df[df["error"].isna()] if "error" in df.columns else df
+    failed = df["error"].notna() if "error" in df.columns else df["psnr"].isna() & False
+    ok = df[~failed]
     agg = ok.groupby(by, dropna=False).agg(
-        psnr=("psnr", "mean"), ssim=("ssim", "mean"), seconds=("seconds", "mean"),
-        images=("psnr", "size"),
+        images=("psnr", "size"), psnr=("psnr", "mean"), psnr_sd=("psnr", "std"),
+        ssim=("ssim", "mean"), ssim_sd=("ssim", "std"), seconds=("seconds", "mean"),
     )
-    return agg.reset_index()
+    bad = df[failed].groupby(by, dropna=False).size().rename("failed")
+    out = agg.join(bad, how="outer")
+    out["images"] = out["images"].fillna(0).astype(int)
+    out["failed"] = out["failed"].fillna(0).astype(int)
+    return out.reset_index()
+
+
+def _spread(mean, sd, n, digits):
+    """``mean ± sd``; the mean alone for one image, '-' for none."""
+    if not n:
+        return "-"
+    if n > 1 and sd == sd:  # sd is NaN for one image
+        return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+    return f"{mean:.{digits}f}"
 
 
 def markdown_table(df, digits=2):
-    """Markdown summary: rows method (x scope), columns ratio, cells mean PSNR / SSIM."""
+    """Markdown summary: one row per method (x scope, noise) and ratio, with the images
+    scored, PSNR and SSIM as mean ± standard deviation over them, and mean seconds per image
+    at that ratio.
+
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"method": ["a"] * 3, "scope": "block", "ratio": [0.1, 0.1, 0.25],
+    ...                    "noise_sigma": 0.0, "psnr": [20.0, 22.0, 30.0],
+    ...                    "ssim": [0.5, 0.7, 0.9], "seconds": [1.0, 3.0, 5.0], "error": None})
+    >>> print(markdown_table(df).splitlines()[-2])
+    | a        | block   |    0.1  |        2 | 21.00 ± 1.41 | 0.6000 ± 0.1414 |         2 |
+    """
     s = summary(df)
-    if s.empty:
+    if s.empty or not s["images"].any():
         return "_no successful results_\n" + _failures(df)
-    s["cell"] = s.apply(lambda r: f"{r.psnr:.{digits}f} / {r.ssim:.4f}", axis=1)
     index = ["method", "scope"] + (["noise_sigma"] if s["noise_sigma"].nunique() > 1 else [])
-    pivot = s.pivot_table(index=index, columns="ratio", values="cell", aggfunc="first")
-    pivot.columns = [f"{c:g}" for c in pivot.columns]
-    secs = s.groupby(index)["seconds"].mean().rename("s/image")
-    table = pivot.join(secs).reset_index()
-    table["s/image"] = table["s/image"].map(lambda v: f"{v:.3g}")
-    text = "Mean PSNR (dB) / SSIM per sampling ratio; s/image = mean reconstruction seconds.\n\n"
+    s = s.sort_values(index + ["ratio"], kind="stable")
+    table = s[index + ["ratio", "images"]].copy()
+    if s["failed"].any():
+        table["failed"] = s["failed"]
+    table["PSNR (dB)"] = [_spread(m, sd, n, digits)
+                          for m, sd, n in zip(s["psnr"], s["psnr_sd"], s["images"])]
+    table["SSIM"] = [_spread(m, sd, n, 4) for m, sd, n in zip(s["ssim"], s["ssim_sd"],
+                                                               s["images"])]
+    table["s/image"] = [f"{v:.3g}" if n else "-" for v, n in zip(s["seconds"], s["images"])]
+    text = ("PSNR (dB) and SSIM: mean ± standard deviation over the images scored (sample sd; "
+            "the mean alone for one image); s/image: mean reconstruction seconds per image at "
+            "that ratio.\n\n")
     text += table.to_markdown(index=False) + "\n"
     return text + _failures(df)
 

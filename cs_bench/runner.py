@@ -5,6 +5,11 @@ data in :class:`cs_bench.store.Store` (``cache_dir()/results.sqlite``; nothing i
 so a rerun only computes what changed and an interrupted run resumes. A failure, including a
 reconstruction holding NaN or Inf, is recorded in the ``error`` column and never cached.
 
+The cache is the main process's alone: it looks every result up before any work, sends only
+the missing ones to the workers (joblib: this process, local processes, or a cluster's
+workers through a surrounding ``parallel_config(backend="dask")``, see
+:mod:`cs_bench.cluster`), and stores each result as it comes back.
+
 >>> df = run(["ista-wavelet"], "skimage", [0.25], images=["text"], cache=False, progress=False)
 >>> [str(df.loc[0, "method"]), str(df.loc[0, "image"]), int(df.loc[0, "M"])]
 ['ista-wavelet', 'text', 272]
@@ -133,17 +138,18 @@ def code_id(module_name):
 NOT_CACHED = "not run: not in the run cache (cached-only)"
 
 
-def _task(store, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cached_only=False,
-          main_pid=None):
-    """One result row; looked up in, computed into and written to ``store`` (None: no cache).
+def _error_text(exc):
+    """A failure as the ``error`` column holds it: a user-caused problem (CSBenchError, e.g.
+    missing weights) in its own words, anything else with its type."""
+    return str(exc) if isinstance(exc, CSBenchError) else f"{type(exc).__name__}: {exc}"
 
-    A row that was computed but could not be cached (full disk) is kept and marked with
-    ``cache_error``; it is never turned into a failure.
+
+def _prepare(method, ref, ratio, noise_sigma, noise_seed, phi, padding, codes):
+    """The row of one task before it is computed, and its run-cache key (None: not cacheable,
+    or the row already failed). Runs in the main process: the cache is the client's.
+
+    ``codes`` memoises :func:`method_code_id` per method class for one run.
     """
-    if main_pid is not None and os.getpid() != main_pid:
-        # a worker: SIGTERM sent to the whole process group is the main process's to answer
-        # (it stops the workers itself); a worker dying on it would lose its result silently
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     row = {
         "method": method.name, "params": method.params_json(), "scope": method.scope,
         "dataset": ref.dataset, "image": ref.name, "ratio": ratio, "noise_sigma": noise_sigma,
@@ -154,34 +160,104 @@ def _task(store, method, ref, ratio, noise_sigma, noise_seed, phi, padding, cach
         # the weights used at this ratio, verified before every cache lookup: retrained or
         # tampered weights never return a result cached for other weights
         row["weights_id"] = method.weights_id_for(ratio)
-        row["code"] = method_code_id(type(method))
-        store = store if row["code"] else None  # no source to hash (python -c): never cached
-        key = {"method_name": method.name, "scope": method.scope,
-               "params_json": method.params_json(), "weights_id": row["weights_id"],
-               "code": row["code"], "image_key": f"{ref.dataset}/{ref.name}/{ref.sha256}",
-               "ratio": ratio, "noise_sigma": noise_sigma, "noise_seed": noise_seed,
-               "phi_key": phi.key, "padding": padding, "version": __version__}
-        hit = store.get(key) if store is not None else None
-        if hit is not None:
-            row.update(hit)
-            return row
-        if cached_only:
-            row["error"] = NOT_CACHED
-            return row
-        value = evaluate(method, ref, ratio, noise_sigma, noise_seed, phi, padding)
-        row.update(value)
-        if store is not None:
-            try:
-                store.put(key, value)
-            except Exception as exc:  # full disk, read-only cache: the result is kept
-                row["cache_error"] = _store_reason(exc)
+        cls = type(method)
+        if cls not in codes:
+            codes[cls] = method_code_id(cls)
+        row["code"] = codes[cls]
     except (KeyboardInterrupt, SystemExit):
         raise
-    except CSBenchError as exc:  # a user-caused problem (e.g. missing weights): recorded
-        row["error"] = str(exc)
+    except Exception as exc:
+        row["error"] = _error_text(exc)
+        return row, None
+    if not row["code"]:  # no source to hash (python -c): never cached
+        return row, None
+    key = {"method_name": method.name, "scope": method.scope,
+           "params_json": method.params_json(), "weights_id": row["weights_id"],
+           "code": row["code"], "image_key": f"{ref.dataset}/{ref.name}/{ref.sha256}",
+           "ratio": ratio, "noise_sigma": noise_sigma, "noise_seed": noise_seed,
+           "phi_key": phi.key, "padding": padding, "version": __version__}
+    return row, key
+
+
+def _compute(i, row, method, ref, ratio, noise_sigma, noise_seed, phi, padding, main_pid=None):
+    """Task ``i``: compute the prepared ``row`` (in a worker, local or on a cluster);
+    ``(i, row)`` with the scores or the ``error``. Nothing here touches the run cache.
+
+    A worker first checks it runs the code and the weights the main process keyed the result
+    with (a cluster's workers may hold another cs-bench, another source or other weights).
+    """
+    if main_pid is not None and os.getpid() != main_pid:
+        # a local worker process: SIGTERM sent to the whole process group is the main
+        # process's to answer (it stops the workers itself); a worker dying on it would lose
+        # its result silently
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        except ValueError:  # not the main thread of the process
+            pass
+    row = dict(row)
+    try:
+        if isinstance(method, bytes):  # sent to a cluster by value
+            from .cluster import load_method
+
+            method = load_method(method)
+        _check_worker(method, ratio, row)
+        row.update(evaluate(method, ref, ratio, noise_sigma, noise_seed, phi, padding))
+    except (KeyboardInterrupt, SystemExit):
+        raise
     except Exception as exc:  # a method failing on one image: recorded, never cached
-        row["error"] = f"{type(exc).__name__}: {exc}"
-    return row
+        row["error"] = _error_text(exc)
+    return i, row
+
+
+def _check_worker(method, ratio, row):
+    """Refuse to compute a row whose cache key (made in the main process) does not describe
+    what this process would run: another cs-bench version, method source or weights."""
+    import cs_bench
+
+    if cs_bench.__version__ != row["version"]:
+        raise CSBenchError(f"this worker runs cs-bench {cs_bench.__version__}, the client "
+                           f"{row['version']}: install the same version on every machine")
+    code = method_code_id(type(method))
+    if code and row.get("code") and code != row["code"]:
+        raise CSBenchError(f"this worker's source of {method.name} differs from the client's: "
+                           "install the same cs-bench (and plugin files) on every machine")
+    wid = method.weights_id_for(ratio)
+    if wid != row["weights_id"]:
+        raise CSBenchError(f"this worker's weights for {method.name} at ratio {ratio:g} "
+                           f"({wid}) differ from the client's ({row['weights_id']}): give the "
+                           "workers the same weights (CS_BENCH_WEIGHTS on a shared folder)")
+
+
+@dataclass(frozen=True)
+class _Pixels:
+    """An image loaded by the main process, shipped to a cluster's workers with its task (they
+    need not see the data folders)."""
+
+    dataset: str
+    name: str
+    sha256: str
+    pixels: np.ndarray
+
+    def load(self):
+        return self.pixels
+
+
+@dataclass(frozen=True)
+class _LoadedPhi:
+    """A user's Phi file read by the main process, shipped to a cluster's workers."""
+
+    key: str
+    path: str
+    Phi: np.ndarray
+
+    def matrix(self, ratio):
+        return self.Phi
+
+
+def _is_local(backend):
+    """Whether a joblib backend runs tasks on this machine (loky, processes, threads, in
+    process), as opposed to a cluster's (dask, ray, ...)."""
+    return type(backend).__module__ == "joblib._parallel_backends"
 
 
 def _store_reason(exc):
@@ -206,7 +282,7 @@ def resolve_images(dataset, data_dir=None, images=None):
     return refs
 
 
-def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_dir=None,
+def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=None, data_dir=None,
         scope=None, params=None, phi_path=None, phi_seed=0, noise_seed=0, padding="paper",
         images=None, cache=True, progress=True, cached_only=False):
     """Run every method on every image of ``dataset`` at every ratio; long-format DataFrame.
@@ -217,6 +293,17 @@ def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_
     ``methods``: names or already-built :class:`~cs_bench.method.Method` objects.
     ``params``: {method name: {param: value}}. ``noise``: sigma on the [0, 1] scale (or a
     list of sigmas). ``scope``: force "block" or "image" for every method.
+
+    Parallelism is joblib's: ``jobs=None`` (the default) takes the backend and ``n_jobs`` of
+    a surrounding ``joblib.parallel_config(...)``, else runs in this process; an integer
+    ``jobs`` sets the number of workers of that backend (loky processes by default; -1: every
+    core). On this machine the workers are capped at the cores and the tasks to compute. On a
+    cluster's backend (``parallel_config(backend="dask")`` with a ``distributed.Client``, see
+    :mod:`cs_bench.cluster`) the main process ships each task its image (and a user's Phi).
+
+    The run cache is this process's: it looks up every result before any work, sends only
+    what is missing to the workers, and stores each result as it comes back, so a rerun, on
+    this machine alone or on a cluster, computes only what changed.
     """
     if not methods:
         raise CSBenchError("no methods given; see 'cs-bench list'")
@@ -233,6 +320,8 @@ def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_
     for what, seed in (("--phi-seed", phi_seed), ("--noise-seed", noise_seed)):
         if not isinstance(seed, (int, np.integer)) or seed < 0:
             raise CSBenchError(f"{what} {seed} is not a seed: give an integer >= 0")
+    if jobs is not None:
+        worker_count(jobs, 1)  # jobs=0: refused before any work
     phi = PhiSpec(seed=int(phi_seed), path=str(phi_path) if phi_path else "")
     if phi.path:
         Phi = phi.matrix(None)
@@ -247,20 +336,62 @@ def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_
     tasks = [(m, ref, r, s) for m in built for r in ratios for s in noises for ref in refs]
 
     from joblib import Parallel, delayed
+    from joblib.parallel import get_active_backend
     from tqdm.auto import tqdm
 
-    gen = Parallel(n_jobs=worker_count(jobs, len(tasks)), return_as="generator_unordered")(
-        delayed(_task)(store, m, ref, r, s, noise_seed, phi, padding, cached_only, os.getpid())
-        for m, ref, r, s in tasks
-    )
-    rows = []
+    rows, keys, pending, codes = [None] * len(tasks), [None] * len(tasks), [], {}
+    unsaved = []
     with tqdm(total=len(tasks), disable=not progress, unit="img", dynamic_ncols=True) as bar:
-        for row in gen:
-            rows.append(row)
+        def done(i, row):
+            rows[i] = row
             bar.set_postfix_str(f"{row['method']} {row['image']} r={row['ratio']:g}")
             bar.update()
+
+        # the cache is looked up here, before any worker starts: a rerun sends nothing out
+        for i, (m, ref, r, s) in enumerate(tasks):
+            row, keys[i] = _prepare(m, ref, r, s, noise_seed, phi, padding, codes)
+            hit = store.get(keys[i]) if store is not None and keys[i] is not None else None
+            if hit is not None:
+                row.update(hit)
+                done(i, row)
+            elif row["error"] is None and cached_only:
+                row["error"] = NOT_CACHED
+                done(i, row)
+            elif row["error"] is not None:
+                done(i, row)
+            else:
+                pending.append((i, row))
+
+        backend, config_jobs = get_active_backend()
+        local = _is_local(backend)
+        n_jobs = jobs if jobs is not None else config_jobs
+        if local:
+            n_jobs = worker_count(n_jobs if n_jobs is not None else 1, max(1, len(pending)))
+        ship = _Shipper(local, phi)
+        pid = os.getpid() if local else None
+        if not local:
+            from .cluster import by_value
+        sent = {id(m): m if local else by_value(m) for m, *_ in tasks}
+
+        def calls():
+            for i, row in pending:
+                m, ref, r, s = tasks[i]
+                ref = ship.image(i, row, ref)
+                if ref is not None:
+                    yield delayed(_compute)(i, row, sent[id(m)], ref, r, s, noise_seed,
+                                            ship.phi, padding, pid)
+
+        gen = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(calls()) if pending else []
+        for i, row in gen:
+            if store is not None and keys[i] is not None and row["error"] is None:
+                try:
+                    store.put(keys[i], row)
+                except Exception as exc:  # full disk, read-only cache: the result is kept
+                    unsaved.append(_store_reason(exc))
+            done(i, row)
+        for i, row in ship.failed:  # an image the main process could not read
+            done(i, row)
     df = pd.DataFrame(rows)
-    unsaved = df.pop("cache_error") if "cache_error" in df.columns else pd.Series(dtype=object)
     for c in COLUMNS:
         if c not in df.columns:
             df[c] = None
@@ -268,9 +399,37 @@ def run(methods, dataset="skimage", ratios=(0.1, 0.25), noise=0.0, jobs=1, data_
     df = df.sort_values(["method", "scope", "ratio", "noise_sigma", "image"],
                         kind="stable").reset_index(drop=True)
     # rows computed but not cached (full disk): kept in the result, counted for the caller
-    df.attrs["not_cached"] = int(unsaved.notna().sum())
-    df.attrs["cache_error"] = next((str(e) for e in unsaved if isinstance(e, str)), "")
+    df.attrs["not_cached"] = len(unsaved)
+    df.attrs["cache_error"] = unsaved[0] if unsaved else ""
     return df
+
+
+class _Shipper:
+    """What a task carries: on this machine the image reference (a worker reads the file);
+    to a cluster the pixels and a user's Phi, read once here."""
+
+    def __init__(self, local, phi):
+        self.local, self.failed, self._pixels = local, [], {}
+        self.phi = phi
+        if not local and phi.path:
+            self.phi = _LoadedPhi(phi.key, phi.path, phi.matrix(None))
+
+    def image(self, i, row, ref):
+        """The image task ``i`` carries; None (and the row failed) if it cannot be read."""
+        if self.local:
+            return ref
+        if ref not in self._pixels:
+            try:
+                self._pixels[ref] = _Pixels(ref.dataset, ref.name, ref.sha256, ref.load())
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                self._pixels[ref] = _error_text(exc)
+        got = self._pixels[ref]
+        if isinstance(got, str):
+            self.failed.append((i, {**row, "error": got}))
+            return None
+        return got
 
 
 def _unique(items):

@@ -125,7 +125,10 @@ class LearnedMethod(Method):
     def entry(self, ratio):
         r = self.p.get("trained_ratio") or ratio
         hint = wt.train_hint(self.name, r, self.p.get("phases"), self.p.get("nf"))
-        return wt.find(self.weights_name(ratio), hint=hint)
+        if self.p.get("weights"):  # a name the user gave: theirs, not the method's zoo
+            return wt.find(self.weights_name(ratio), hint=hint)
+        return wt.find(self.weights_name(ratio), hint=hint, method=self.name,
+                       phases=self.p.get("phases"), nf=self.p.get("nf"))
 
     def weights_id_for(self, ratio):
         """Short sha256 of the weights file used for a run at ``ratio``."""

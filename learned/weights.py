@@ -39,6 +39,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -229,8 +230,11 @@ def _verify(path, folder, where, strict):
     return digest, True
 
 
-def find(name, hint=""):
-    """The :class:`Entry` for a weights name or path; one-line WeightsError if absent."""
+def find(name, hint="", method=None, phases=None, nf=None):
+    """The :class:`Entry` for a weights name or path; one-line WeightsError if absent.
+
+    ``method`` (with the ``phases`` / ``nf`` asked for): the error names that method's own
+    weights and ratios (:func:`missing_for_method`), not every file of every method."""
     name = str(name)
     if name.endswith(SUFFIX) or os.sep in name:
         p = Path(name).expanduser()
@@ -246,10 +250,13 @@ def find(name, hint=""):
         if name + SUFFIX in read_index(folder) and where == "user":
             raise WeightsError(f"weights '{name}' are listed in {folder / INDEX} but the file "
                                f"{p} is missing; train or import them again")
-    have = [e.name for e in available()]
-    listing = ", ".join(have) if have else "none"
-    msg = (f"no weights named '{name}' (searched {package_dir()} and {user_dir()}); "
-           f"available: {listing}")
+    if method:
+        msg = f"no weights named '{name}'; " + missing_for_method(method, phases, nf)
+    else:
+        have = [e.name for e in available()]
+        listing = ", ".join(have) if have else "none"
+        msg = (f"no weights named '{name}' (searched {package_dir()} and {user_dir()}); "
+               f"available: {listing}")
     if hint:
         msg += f"; train them with: {hint}"
     raise WeightsError(msg)
@@ -268,6 +275,58 @@ def available():
             seen.add(p.stem)
             out.append(Entry(p.stem, p, where, "", p.name in index))
     return out
+
+
+@lru_cache(maxsize=512)
+def _meta_cached(path, mtime_ns, size):
+    try:
+        return read_meta(path)
+    except WeightsError:
+        return None
+
+
+def own_weights(method):
+    """[(name, ratio)] of the available weights files of ``method`` (from their metadata;
+    damaged files left out)."""
+    out = []
+    for e in available():
+        try:
+            st = e.path.stat()
+        except OSError:
+            continue
+        meta = _meta_cached(str(e.path), st.st_mtime_ns, st.st_size)
+        if meta and meta.get("method") == method and meta.get("ratio") is not None:
+            out.append((e.name, float(meta["ratio"])))
+    return out
+
+
+def missing_for_method(method, phases=None, nf=None):
+    """What ``method`` has instead, in words: the ratios of its weights with the settings
+    asked for (``phases`` / ``nf``; None: 9 / 32), else those of its default weights.
+
+    >>> "has no weights yet" in missing_for_method("no-such-method")
+    True
+    """
+    own = own_weights(method)
+    if not own:
+        return f"{method} has no weights yet (cs-bench info {method})"
+
+    def ratios(pairs):
+        return ", ".join(f"{r:g}" for r in sorted({r for _, r in pairs}))
+
+    same = [(n, r) for n, r in own if n == default_name(method, r, phases, nf)]
+    if ARCH_OF.get(method) in UNROLLED:
+        settings = f" with Np={phases or 9}, Nf={nf or 32}"
+    else:
+        settings = ""
+    every = f"every {method} weights file: cs-bench info {method}"
+    if same:
+        return f"{method} has weights{settings} at ratios {ratios(same)} ({every})"
+    defaults = [(n, r) for n, r in own if n == default_name(method, r)]
+    text = f"{method} has no weights{settings}; "
+    if defaults:
+        return text + f"its default weights are at ratios {ratios(defaults)} ({every})"
+    return text + f"its weights are at ratios {ratios(own)} ({every})"
 
 
 def read_metadata(name):

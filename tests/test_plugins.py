@@ -42,7 +42,7 @@ def test_doc_example_runs_through_the_cli(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "cs_bench.cli", "run", "--plugin", "mine.py",
          "--methods", "mine,min-norm", "--dataset", "skimage", "--ratios", "0.25",
-         "--images", "camera,text", "--out", str(out), "--quiet"],
+         "--images", "camera,text", "--out", str(out), "--no-progress"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     df = pd.read_csv(out)

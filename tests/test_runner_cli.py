@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -89,7 +90,7 @@ def cli(*args, env=None):
 def test_cli_end_to_end(tmp_path):
     out, md = tmp_path / "r.csv", tmp_path / "r.md"
     r = cli("run", "--methods", "min-norm", "--ratios", "0.1,0.25", "--dataset", "skimage",
-            "--images", "text,page", "--out", str(out), "--markdown", str(md), "--quiet")
+            "--images", "text,page", "--out", str(out), "--markdown", str(md), "--no-progress")
     assert r.returncode == 0, r.stderr
     df = pd.read_csv(out)
     assert len(df) == 4 and set(df["image"]) == {"text", "page"}
@@ -119,10 +120,10 @@ def test_cli_bad_input_one_line(args, needle):
 
 def test_cli_non_image_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
-    r = cli("run", "--methods", "min-norm", "--dataset", str(tmp_path), "--quiet")
+    r = cli("run", "--methods", "min-norm", "--dataset", str(tmp_path), "--no-progress")
     assert r.returncode != 0 and "no image files" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "broken.png").write_bytes(b"not a png at all")
-    r = cli("run", "--methods", "min-norm", "--dataset", str(tmp_path), "--quiet")
+    r = cli("run", "--methods", "min-norm", "--dataset", str(tmp_path), "--no-progress")
     assert r.returncode != 0 and "broken.png" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -132,7 +133,7 @@ def test_cli_small_image_is_padded(tmp_path):
     Image.fromarray((np.random.default_rng(0).random((20, 25)) * 255).astype(np.uint8)).save(
         tmp_path / "tiny.png")
     r = cli("run", "--methods", "min-norm", "--ratios", "1.0", "--dataset", str(tmp_path),
-            "--quiet", "--no-cache")
+            "--no-progress", "--no-cache")
     assert r.returncode == 0, r.stderr
     assert "min-norm" in r.stdout
 
@@ -176,3 +177,31 @@ def test_cached_only_computes_nothing(counting_method):
     df = run(["_counting"], "skimage", [0.37], images=["text"], progress=False, cache=False,
              cached_only=True)
     assert df["error"].item() == NOT_CACHED and counting_method == ["text"]
+
+
+def test_a_surrounding_parallel_config_is_honoured(monkeypatch):
+    """jobs=None (the default) takes the backend and n_jobs of a surrounding
+    joblib.parallel_config, else runs in this process; an explicit jobs sets the count."""
+    import joblib
+
+    seen = []
+    real = joblib.Parallel.__init__
+
+    def spy(self, n_jobs=None, **kw):
+        real(self, n_jobs=n_jobs, **kw)
+        seen.append((n_jobs, type(self._backend).__name__))
+
+    monkeypatch.setattr(joblib.Parallel, "__init__", spy)
+    kw = dict(images=["text", "page"], cache=False, progress=False)
+    ref = run(["min-norm"], "skimage", [0.1], **kw)
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        threaded = run(["min-norm"], "skimage", [0.1], **kw)
+        explicit = run(["min-norm"], "skimage", [0.1], jobs=1, **kw)
+    with joblib.parallel_config(n_jobs=-1):  # every core, still capped at the 2 tasks
+        run(["min-norm"], "skimage", [0.1], **kw)
+    assert seen[0] == (1, "LokyBackend")  # one job: joblib runs it in this process
+    assert seen[1] == (2, "ThreadingBackend")  # the surrounding config, not overridden
+    assert seen[2] == (1, "ThreadingBackend")  # jobs=1 given: one
+    assert seen[3] == (min(2, os.cpu_count() or 1), "LokyBackend")
+    cols = ["image", "psnr", "ssim"]
+    assert threaded[cols].equals(ref[cols]) and explicit[cols].equals(ref[cols])
