@@ -124,10 +124,13 @@ def _references():
     x0 = np.clip(X @ Phi.T @ qinit(data.moment, Phi).T, 0, 1)
     q = 10 * math.log10(1 / float(np.mean((x0 - X) ** 2)))
     meta = wt.read_metadata("ista-net_r0.25_np9_nf32")
+    blocks = meta.get("epochs_done", 0) * (meta.get("epoch_blocks") or meta["training_blocks"])
+    source = f", the best epoch of `zoo_runs/{meta['promoted_from']}`" if meta.get(
+        "promoted_from") else ""
     return [f"References on the same blocks: x(0) = Qinit y alone gives {q:.2f} dB; the shipped "
-            f"zoo model `ista-net_r0.25_np9_nf32` ({meta.get('epochs_done')} epochs, cosine from "
-            f"1e-3, Xavier start, {meta.get('wall_seconds', 0) / 3600:.1f} h of one core) "
-            f"validates at {meta.get('val_psnr'):.2f} dB.", ""]
+            f"zoo model `ista-net_r0.25_np9_nf32` ({blocks:,} training blocks, {meta.get('schedule')} "
+            f"from {meta.get('lr'):g}, {meta.get('init') or 'xavier'} start{source}) validates at "
+            f"{meta.get('val_psnr'):.2f} dB.", ""]
 
 
 def report():
