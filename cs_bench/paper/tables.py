@@ -268,11 +268,15 @@ def reuse_rows(runs, previous):
         parts += [df[c].astype(float).round(6).map(repr) for c in SAME_RESULT_NUMERIC]
         return pd.concat(parts, axis=1).agg("|".join, axis=1)
 
+    todo = runs.error == NOT_CACHED
+    if prev.empty or not todo.any():  # (key() of no rows is no Series)
+        return runs
     prev.index = key(prev)
     prev = prev[~prev.index.duplicated(keep="last")]
-    todo = runs.error == NOT_CACHED
     hit = pd.Series(False, index=runs.index)
     hit[todo] = key(runs[todo]).isin(prev.index).to_numpy()
+    if not hit.any():
+        return runs
     taken = prev.loc[key(runs[hit])].reset_index(drop=True)
     taken = taken[[c for c in runs.columns if c in taken.columns]].assign(reused=True)
     return pd.concat([runs[~hit], taken], ignore_index=True)
@@ -428,7 +432,7 @@ def _one_budget(e):
         phi = " (its own Phi and Qinit)" if getattr(e, "phi", "") == "release" else ""
         return f"{e.epochs:g} ep, {e.train_device}{phi}"
     warm = f", warm start {e.init_from}" if e.init_from else ""
-    ep = f"{e.epochs:g}" if e.epochs >= 1 or e.epochs == 0 else f"{e.epochs:.2f}"
+    ep = f"{e.epochs:g}" if float(e.epochs).is_integer() else f"{e.epochs:.2f}"
     return f"{ep} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
 
 
@@ -738,7 +742,7 @@ def _merge_runs(path, runs):
     return both.drop(columns="_r").reset_index(drop=True)
 
 
-from .parts import PARTS  # noqa: E402
+from .parts import PAPER_PARTS  # noqa: E402
 
 
 def write_pareto(runs, cells_df, out, ratio=0.25):
@@ -790,7 +794,9 @@ def _write_phases(out, dataset, data_dir):
 
 def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=True,
                 progress=True, only=None, cached_only=(), reuse=()):
-    """Run what the tables need (cached) and write them; ``only``: a subset of PARTS;
+    """Run what the paper's tables need (cached) and write them; ``only``: a subset of
+    PAPER_PARTS (:func:`cs_bench.paper.build.make_tables` makes every part, those beyond the
+    paper too);
     ``cached_only``: method names whose missing results are shown as "not run", not computed
     (e.g. D-AMP, ~20 CPU-minutes per ratio on Set11); ``reuse``: method names whose results
     missing from the run cache are taken from ``out/all_runs.csv`` where that file holds the
@@ -800,8 +806,8 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
     all_cells = cells()
     if only:
         for part in only:
-            if part not in PARTS:
-                raise unknown_name("table", part, PARTS)
+            if part not in PAPER_PARTS:
+                raise unknown_name("table", part, PAPER_PARTS)
         all_cells = [c for c in all_cells if c.table in only]
     if cached_only or reuse:
         from ..registry import list_methods
