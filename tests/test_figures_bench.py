@@ -80,11 +80,19 @@ def test_pareto_marks_the_front(tmp_path):
 
     cells = pd.DataFrame({"table": ["table2"] * 3, "ratio": [0.25] * 3,
                           "row": ["Fast", "Slow but good", "Slow and bad"],
-                          "method": ["a", "b", "c"], "params": ["{}"] * 3})
-    runs = pd.DataFrame({"method": list("aabbcc"), "params": ["{}"] * 6, "ratio": [0.25] * 6,
-                         "psnr": [25, 26, 30, 31, 20, 21], "seconds": [0.1, 0.1, 9, 11, 50, 50],
-                         "error": [None] * 6, "phi": ["seed:0"] * 6, "image": list("xyxyxy")})
+                          "method": ["a", "b", "c"],
+                          "params": ["{}", '{"weights": "w1"}', "{}"]})
+    # a run row holds every parameter (defaults too); the cell only the ones it sets
+    runs = pd.DataFrame({"method": list("aabbcc") + ["b", "a"],
+                         "params": ['{"iters": 30}'] * 2 + ['{"weights": "w1", "x": 1}'] * 2
+                         + ["{}"] * 2 + ['{"weights": "w2", "x": 1}', '{"iters": 30}'],
+                         "scope": ["block"] * 7 + ["image"], "ratio": [0.25] * 8,
+                         "psnr": [25, 26, 30, 31, 20, 21, 99, 99],
+                         "seconds": [0.1, 0.1, 9, 11, 50, 50, 0.01, 0.01],
+                         "error": [None] * 8, "phi": ["seed:0"] * 8, "image": list("xyxyxyxx")})
     pts = write_pareto(runs, cells, tmp_path)
+    # other weights and the other scope are not Table 2's points
+    assert sorted(pts.psnr) == [20.5, 25.5, 30.5]
     md = (tmp_path / "pareto.md").read_text()
     assert len(pts) == 3 and "| Slow and bad" in md
     front = [ln for ln in md.splitlines() if re.search(r"\|\s*yes\s*\|$", ln)]

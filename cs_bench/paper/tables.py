@@ -754,14 +754,18 @@ def write_pareto(runs, cells_df, out, ratio=0.25):
     t2 = cells_df[(cells_df.table == "table2") & np.isclose(cells_df.ratio, ratio)]
     if runs.empty or t2.empty:
         return None
-    keys = {(c.method, c.params) for c in t2.itertuples()}
-    label = {(c.method, c.params): c.row for c in t2.itertuples()}
-    sel = runs[[(m, p) in keys for m, p in zip(runs.method, runs.params)]
-               & np.isclose(runs.ratio, ratio) & runs.error.isna()]
-    sel = sel[sel.phi.astype(str).str.startswith("seed:")]  # one Phi for every point
+    base = runs[np.isclose(runs.ratio, ratio) & runs.error.isna()
+                & runs.phi.astype(str).str.startswith("seed:")]  # one Phi for every point
+    parts = []
+    for c in t2.itertuples():  # a cell's params are the run's non-default ones
+        params = json.loads(c.params)
+        g = base[(base.method == c.method) & base.params.map(lambda p: _same(p, params))]
+        if "scope" in g:
+            g = g[g.scope == getattr(c, "scope", "block")]  # Table 2: the paper's block scope
+        parts.append(g.assign(series=c.row))
+    sel = pd.concat(parts) if parts else base.iloc[:0]
     if sel.empty:
         return None
-    sel = sel.assign(series=[label[(m, p)] for m, p in zip(sel.method, sel.params)])
     env = environment()
     device = f"{env['processor']} CPU, {env['cpus']} cores"
     fig = plot.psnr_vs_seconds(sel, title=f"Set11 at ratio {ratio:g}: PSNR against seconds per "
