@@ -222,7 +222,7 @@ def _weights_budget(name):
         return None
     init = meta.get("init_from") or ""
     if isinstance(init, dict):
-        init = init.get("name", "")
+        init = _warm_start_text(init)
     if str(meta.get("source", "")).startswith("authors' release"):
         return {"epochs": meta.get("epochs_done"), "device": "the authors' GPU training",
                 "hours": None, "val_psnr": None, "init_from": "",
@@ -241,7 +241,22 @@ def _weights_budget(name):
         epochs = epochs * blocks / whole
     return {"epochs": epochs, "device": device,
             "hours": (meta.get("wall_seconds") or 0) / 3600,
-            "val_psnr": meta.get("val_psnr"), "init_from": init}
+            "val_psnr": meta.get("val_psnr"), "init_from": init,
+            "start": "identity start" if meta.get("init") == "identity" else None}
+
+
+def _warm_start_text(record):
+    """The warm start of a model: its source's name, marked when the weights under that name
+    have changed since (the zoo installs better models under the same names)."""
+    name = record.get("name", "")
+    try:
+        from ..learned.weights import find
+
+        now = find(name).sha256
+    except Exception:
+        return name
+    old = record.get("sha256")
+    return f"{name} (an earlier version)" if old and now and old != now else name
 
 
 #: what makes two result rows the same result: these columns equal, and the numeric ones
@@ -384,6 +399,7 @@ def assemble(all_cells, runs):
             "train_device": budget["device"] if budget else None,
             "train_hours": budget["hours"] if budget else None,
             "init_from": budget["init_from"] if budget else None,
+            "start": budget.get("start") if budget else None,
             "note": note,
         })
     return pd.DataFrame(rows)
@@ -432,6 +448,8 @@ def _one_budget(e):
         phi = " (its own Phi and Qinit)" if getattr(e, "phi", "") == "release" else ""
         return f"{e.epochs:g} ep, {e.train_device}{phi}"
     warm = f", warm start {e.init_from}" if e.init_from else ""
+    if isinstance(getattr(e, "start", None), str):
+        warm = f", {e.start}" + warm
     ep = f"{e.epochs:g}" if float(e.epochs).is_integer() else f"{e.epochs:.2f}"
     return f"{ep} ep, {e.train_device}, {e.train_hours:.1f} h{warm}"
 
@@ -621,9 +639,32 @@ def write_tables(cells_df, runs, out, reused=()):
         else:
             title, note = TITLES[t]
             text = table_markdown(df, title, note + _table_remark(t, df))
+        if t in ("table2", "table4"):
+            text += difference_notes(df)
         atomic_write_text(out / f"{t}.md", text)
     if not runs.empty:
         write_csv(runs, out / "all_runs.csv")
+
+
+def difference_notes(df, limit=1.0):
+    """One line per classical row with a cell more than ``limit`` dB from the paper: the
+    cells, and why (:data:`cs_bench.paper.published.DIFFERENCE_NOTES`); "" when none is.
+
+    >>> df = pd.DataFrame({"row": ["TVAL3", "TVAL3", "ISTA-Net"], "column": ["0.2", "0.3", "0.2"],
+    ...                    "diff": [0.5, 1.6, -3.0]})
+    >>> print(difference_notes(df).strip())
+    Differences over 1 dB from the paper:
+    - TVAL3 (0.3: +1.60): ...
+    """
+    lines = []
+    for row, text in paper.DIFFERENCE_NOTES.items():
+        g = df[(df.row == row) & (df["diff"].abs() > limit)]
+        if not g.empty:
+            cells = ", ".join(f"{c}: {d:+.2f}" for c, d in zip(g.column, g["diff"]))
+            lines.append("- " + text.format(cells=cells))
+    if not lines:
+        return ""
+    return "\nDifferences over 1 dB from the paper:\n" + "\n".join(lines) + "\n"
 
 
 def ssim_markdown(df, t):
