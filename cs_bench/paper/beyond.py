@@ -88,17 +88,12 @@ def compute(cells, dataset, noises=(0.0,), images=None, slow_images=None, data_d
     ``images``; ``()``: none)."""
     from ..learned import release as rel
     from ..runner import NOT_CACHED, run
-    from .tables import _weights_budget, reuse_rows
+    from .tables import reuse_rows, runnable_groups
 
     log = log or say
-    groups = {}
-    for c in cells:
-        groups.setdefault(c.key, set()).add(c.ratio)
+    groups = runnable_groups(cells)
     frames = []
-    for i, ((method, params_json, phi, scope), ratios) in enumerate(sorted(groups.items())):
-        params = json.loads(params_json)
-        if "weights" in params and _weights_budget(params["weights"]) is None:
-            continue  # no model, not trained or not fetched: the cell says so
+    for i, (method, params, phi, scope, ratios) in enumerate(groups):
         imgs = images
         if method in SLOW and slow_images is not None:
             imgs = slow_images

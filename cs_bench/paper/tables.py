@@ -297,6 +297,21 @@ def reuse_rows(runs, previous):
     return pd.concat([runs[~hit], taken], ignore_index=True)
 
 
+def runnable_groups(cells):
+    """The cells grouped by key: (method, params, phi, scope, sorted ratios) in a fixed order,
+    without the groups whose model is not trained or not fetched (their cells say so)."""
+    groups = {}
+    for c in cells:
+        groups.setdefault(c.key, set()).add(c.ratio)
+    out = []
+    for (method, params_json, phi, scope), ratios in sorted(groups.items()):
+        params = json.loads(params_json)
+        if "weights" in params and _weights_budget(params["weights"]) is None:
+            continue
+        out.append((method, params, phi, scope, sorted(ratios)))
+    return out
+
+
 def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, cached_only=(),
             reuse=(), previous=None):
     """Run every distinct (method, params) over the ratios it needs; per-image rows.
@@ -305,14 +320,9 @@ def compute(all_cells, dataset="set11", data_dir=None, jobs=1, progress=True, ca
     :func:`reuse_rows`) and compute only the rest."""
     from ..runner import run
 
-    groups = {}
-    for c in all_cells:
-        groups.setdefault(c.key, set()).add(c.ratio)
+    groups = runnable_groups(all_cells)
     frames = []
-    for i, ((method, params_json, phi, scope), ratios) in enumerate(sorted(groups.items())):
-        params = json.loads(params_json)
-        if "weights" in params and _weights_budget(params["weights"]) is None:
-            continue  # not trained (or not fetched) yet: shown as such, nothing to run
+    for i, (method, params, phi, scope, ratios) in enumerate(groups):
         if phi:  # a released model measured with the release's own Phi
             frames.append(_run_release_phi(method, params, phi, sorted(ratios), dataset,
                                            data_dir, jobs))
