@@ -283,7 +283,6 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
     import time
 
     from ..errors import CSBenchError
-    from ..learned.spec import UNROLLED, ARCH_OF
     from ..learned.train import TrainConfig, train
 
     t0 = time.perf_counter()
@@ -305,8 +304,7 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
             log(f"{e.name}: waits for {src} (its warm start); skipped")
             continue
         init = src or None
-        start = {"init": CPU_INIT} if (profile == "cpu" and not init
-                                       and ARCH_OF[e.method] in UNROLLED) else {}
+        start = {"init": CPU_INIT} if (profile == "cpu" and not init and e.unfolded) else {}
         per = epoch_blocks_for(e, profile)
         short = {"epoch_blocks": per, "checkpoint_every": 50} if per else {}
         if not _lock(run_dir):
@@ -341,7 +339,6 @@ def promote(run_dir, name, log=print):
     the shipped weights is refused with one line and nothing changes. The installed weights
     keep the run's metadata (epochs, schedule, start, CPU and wall time) and name the run.
     """
-    import csv
     from pathlib import Path
 
     from ..errors import CSBenchError
@@ -376,12 +373,9 @@ def promote(run_dir, name, log=print):
     extra = {"promoted_from": run.name}
     if meta.get("init") is None and (run / "checkpoint.safetensors").is_file():
         extra["init"] = ckpt.read_state(run / "checkpoint.safetensors")["config"].get("init")
-    log_csv = run / "log.csv"
-    if log_csv.is_file():
-        with open(log_csv) as f:
-            rows = [r for r in csv.DictReader(f) if r.get("epoch") == str(meta.get("best_epoch"))]
-        if rows and rows[-1].get("cpu_seconds"):
-            extra["cpu_seconds"] = float(rows[-1]["cpu_seconds"])
+    rows = [r for r in _run_log(run) if r.get("epoch") == str(meta.get("best_epoch"))]
+    if rows and rows[-1].get("cpu_seconds"):
+        extra["cpu_seconds"] = float(rows[-1]["cpu_seconds"])
     path = wt.install(tensors, {**meta, **extra}, name, folder=wt.package_dir(), overwrite=True)
     before = f"{old['val_psnr']:.2f} dB" if old else "none shipped"
     log(f"{name}: installed the best epoch of {run} (T91 val {meta['val_psnr']:.2f} dB, was "
