@@ -44,6 +44,9 @@ def add_commands(subparsers):
     p.add_argument("--sym-input", choices=["block", "phase_input"],
                    help="symmetry term on the training block (paper, default) or on each "
                         "phase's input (authors' code)")
+    p.add_argument("--theta-init", type=float, metavar="THETA",
+                   help="every phase's starting threshold (unrolled nets; default 0.01, the "
+                        "paper's); 0 with the identity start makes the untrained net give x(0)")
     p.add_argument("--sda-output", choices=["linear", "sigmoid"], help="SDA output activation")
     p.add_argument("--epochs", type=int)
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
@@ -124,7 +127,8 @@ def add_commands(subparsers):
 DEFAULT_PROFILE = "cpu"
 
 _CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
-             "sym_input": "sym_input", "sda_output": "out_act", "epochs": "epochs", "lr": "lr",
+             "sym_input": "sym_input", "theta_init": "theta_init", "sda_output": "out_act",
+             "epochs": "epochs", "lr": "lr",
              "batch": "batch", "mu_lr": "mu_lr", "schedule": "schedule", "seed": "seed", "precision": "precision",
              "device": "device", "phi_path": "phi_path", "init_from": "init_from",
              "out": "out", "name": "name", "max_steps": "max_steps",
@@ -151,7 +155,7 @@ def check_train_args(args):
         v = getattr(args, opt, None)
         if v is not None and v < lo:
             raise CSBenchError(f"--{opt.replace('_', '-')} {v}: give an integer >= {lo}")
-    for opt, positive in (("lr", True), ("mu_lr", True), ("gamma", False)):
+    for opt, positive in (("lr", True), ("mu_lr", True), ("gamma", False), ("theta_init", False)):
         v = getattr(args, opt, None)
         if v is not None and not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
             raise CSBenchError(f"--{opt.replace('_', '-')} {v}: give a finite number "

@@ -63,9 +63,8 @@ from .trainset import Recipe
 
 #: fields a resumed run must share with its checkpoint (``init_from`` only matters at the
 #: start: a resumed run keeps the record of the warm start its checkpoint made)
-FIXED = ("method", "ratio", "phases", "nf", "gamma", "init", "loss", "sym_input", "out_act",
-         "mu_init",
-         "mu_lr", "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "epoch_blocks")
+FIXED = ("method", "ratio", "phases", "nf", "gamma", "init", "theta_init", "loss", "sym_input",
+         "out_act", "mu_init", "mu_lr", "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "epoch_blocks")
 
 
 @dataclass
@@ -83,6 +82,7 @@ class TrainConfig:
     mu_init: float = 0.0  # FISTA-Net momentum initialisation
     mu_lr: float = None  # FISTA-Net mu's own Adam learning rate (None: lr), on lr's schedule
     init: str = "xavier"  # unrolled nets: "xavier" (the paper) or "identity" (nets.identity_init)
+    theta_init: float = None  # unrolled nets: every phase's starting threshold (None: 0.01)
     validate_start: bool = False  # validate the fresh network as "epoch 0" (always on a warm start)
     epochs: int = 300
     lr: float = 1e-3
@@ -146,6 +146,10 @@ class TrainConfig:
             raise CSBenchError(f"unknown init '{self.init}'; valid: {', '.join(INITS)}")
         if self.init != "xavier" and (arch not in ("ista-net", "fista-net") or self.nf < 2):
             raise CSBenchError(f"init '{self.init}' applies to ISTA-Net / FISTA-Net with nf >= 2")
+        if self.theta_init is not None and (
+                arch not in UNROLLED or not (math.isfinite(self.theta_init) and self.theta_init >= 0)):
+            raise CSBenchError("theta_init (the starting threshold) must be a finite number >= 0 "
+                               "and applies to the unrolled networks only")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
         for k in ("phases", "nf", "batch") + (("epoch_blocks",) if self.epoch_blocks is not None
@@ -450,6 +454,10 @@ class _Run:
         net = build(arch, self.M, cfg.phases, cfg.nf, cfg.out_act, cfg.mu_init)
         if cfg.init == "identity":
             identity_init(net)
+        if cfg.theta_init is not None:  # with the identity start and 0: step 0 gives x(0)
+            with torch.no_grad():
+                for layer in net.layers:
+                    layer.theta.fill_(cfg.theta_init)
         if cfg.init_from and not self.resume:
             source = (nearest_weights(cfg, exclude=self.name) if cfg.init_from == "nearest"
                       else cfg.init_from)
@@ -501,6 +509,7 @@ class _Run:
             "mu_init": cfg.mu_init if arch == "fista-net" else None,
             "mu_lr": cfg.mu_lr if arch == "fista-net" else None,
             "init": cfg.init if unrolled else None,
+            "theta_init": cfg.theta_init if unrolled else None,
             "lr": cfg.lr, "batch": cfg.batch, "schedule": cfg.schedule, "seed": cfg.seed,
             "profile": cfg.profile, "epochs_planned": cfg.epochs,
             "training_blocks": int(self.n), "epoch_blocks": int(self.n_epoch),

@@ -725,6 +725,8 @@ def _probe_cases(f):
                                                       str(d / "never")], {}, 2,
                                    ["--threads -1: give an integer >= 1"]),
         "train-lr-nan": (tiny_train + ["--lr", "nan"], {}, 2, ["--lr nan: give a finite number"]),
+        "train-theta-init-negative": (tiny_train + ["--theta-init", "-0.5"], {}, 2,
+                                      ["--theta-init -0.5: give a finite number >= 0"]),
         "train-name-too-long": (tiny_train + ["--name", "n" * 300], {}, 2,
                                 ["--name 'nnnn", "1 to 200 characters"]),
         "train-phi-sparse": (tiny_train + ["--phi", phi["phi_sparse.mat"]], {}, 2,

@@ -416,6 +416,28 @@ def test_identity_init_starts_as_soft_thresholded_gradient_steps(tmp_path, block
         _cfg(tmp_path, "bad2", init="zeros").check()
 
 
+def test_theta_init_zero_with_identity_start_gives_x0_at_step_0(tmp_path, blocks):
+    from cs_bench.learned.nets import identity_init
+
+    net = identity_init(build("ista-net", 272, phases=3, nf=6))
+    Phi = torch.tensor(make_phi(0.25), dtype=torch.float32)
+    op = BlockOperator(Phi, Phi.T)  # orthonormal rows: x(0) = Phi^T y is data-consistent
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.theta.fill_(0.0)
+    x = torch.from_numpy(blocks.val[:8])
+    y = x @ Phi.T
+    assert torch.allclose(net(y, op).x, op.initial(y), atol=1e-5)
+    # the run builds its network with that threshold and records it
+    res = train(_cfg(tmp_path, "theta0", init="identity", theta_init=0.0, validate_start=True,
+                     epochs=1), trainset=blocks, progress=False, log=_quiet)
+    assert wt.read_meta(res["weights"])["theta_init"] == 0.0
+    for bad in (dict(method="reconnet", theta_init=0.0), dict(theta_init=-0.1),
+                dict(theta_init=float("nan"))):
+        with pytest.raises(CSBenchError, match="theta_init"):
+            _cfg(tmp_path, "bad", **bad).check()
+
+
 DEVICES_HERE = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
