@@ -35,11 +35,11 @@ STRATEGIES = {
                 {"lr": 1e-4, "schedule": "constant"}),
     "identity": ("identity-start phases, Adam 1e-3 constant",
                  {"lr": 1e-3, "schedule": "constant", "init": "identity"}),
-    "identity-onecycle": ("identity-start phases, one-cycle to 2e-3 (warm-up then cosine)",
-                          {"lr": 2e-3, "schedule": "onecycle", "init": "identity"}),
     "identity-theta0": ("identity-start phases with threshold 0 (step 0 gives x(0) = Qinit y), "
                         "Adam 1e-3 constant",
                         {"lr": 1e-3, "schedule": "constant", "init": "identity", "theta_init": 0.0}),
+    "identity-onecycle": ("identity-start phases, one-cycle to 2e-3 (warm-up then cosine)",
+                          {"lr": 2e-3, "schedule": "onecycle", "init": "identity"}),
     "identity-cosine": ("identity-start phases, cosine from 1e-3",
                         {"lr": 1e-3, "schedule": "cosine", "init": "identity"}),
     "paper-phase-input": ("the paper's schedule, symmetry term on the phase input (authors' code)",
