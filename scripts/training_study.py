@@ -107,6 +107,16 @@ def _at(rows, hours):
     return max(float(r["val_psnr"]) for r in rows if float(r["cpu_seconds"]) <= hours * 3600)
 
 
+def _status(strategy, rows):
+    """done; unfinished with a checkpoint (resumes); or stopped without one (starts again)."""
+    epoch = int(rows[-1]["epoch"])
+    if epoch >= EPOCHS:
+        return "done"
+    if (RUNS / f"study-{strategy}" / "checkpoint.safetensors").is_file():
+        return f"epoch {epoch} of {EPOCHS}, resumes"
+    return f"stopped at epoch {epoch} of {EPOCHS} (no checkpoint: starts again)"
+
+
 def _references():
     """The linear start x(0) = Qinit y and the shipped zoo model on the same validation blocks."""
     import math
@@ -139,6 +149,8 @@ def _references():
 def report():
     import matplotlib
 
+    from cs_bench.files import atomic_write, atomic_write_text
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -162,10 +174,9 @@ def report():
         ax.plot(h, v, marker=".", label=s)
         step0 = next((f"{float(r['val_psnr']):.2f}" for r in rows if r["epoch"] == "0"), "")
         cells = [_at(rows, t) for t in (0.5, 1, 2)]
-        done = int(rows[-1]["epoch"]) >= EPOCHS
         lines.append(f"| {s} | {what} | {step0} | " + " | ".join(
             "" if c is None else f"{c:.2f}" for c in cells)
-            + f" | {max(v):.2f} | {h[-1]:.2f} | {'done' if done else 'running'} |")
+            + f" | {max(v):.2f} | {h[-1]:.2f} | {_status(s, rows)} |")
     lines += ["", "Cells: best validation PSNR reached within that many CPU-hours (empty: the run "
               "has not reached it yet).", ""] + _references()
     ax.set_xlabel("CPU-hours (one thread)")
@@ -175,8 +186,8 @@ def report():
     ax.legend(fontsize=8)
     fig.tight_layout()
     OUT.mkdir(exist_ok=True)
-    fig.savefig(OUT / "training_study.png", dpi=110)
-    (OUT / "training_study.md").write_text("\n".join(lines))
+    atomic_write(OUT / "training_study.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_write_text(OUT / "training_study.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
