@@ -98,6 +98,11 @@ def test_pareto_marks_the_front(tmp_path):
     front = [ln for ln in md.splitlines() if re.search(r"\|\s*yes\s*\|$", ln)]
     assert len(front) == 2 and not any("Slow and bad" in ln for ln in front)
     _png(tmp_path / "pareto.png")
+    assert "all timed in the same" in md
+    # a method whose rows were reused from an earlier run is named as not timed in this one
+    write_pareto(runs, cells, tmp_path, reused=("b",))
+    md = (tmp_path / "pareto.md").read_text()
+    assert "except Slow but good, whose rows" in md and "all timed" not in md
 
 
 @pytest.mark.parametrize("argv, message", [

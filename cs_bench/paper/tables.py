@@ -616,8 +616,9 @@ def _reused_text(methods):
         return ""
     names = ", ".join(_label(m) for m in methods)
     return (f" {names}: per-image rows (PSNR and seconds) taken from an earlier "
-            "results/all_runs.csv computed by the same code on this project's machine "
-            "(`--reuse`; `make tables-full` recomputes them).")
+            "results/all_runs.csv computed by the same code (`--reuse`; `make tables-full` "
+            "recomputes them); the rows do not record the CPU they ran on, so their seconds "
+            "compare with the others' only roughly.")
 
 
 #: the paper's name of every method the tables run
@@ -796,9 +797,10 @@ def _merge_runs(path, runs):
 from .parts import PAPER_PARTS  # noqa: E402
 
 
-def write_pareto(runs, cells_df, out, ratio=0.25):
+def write_pareto(runs, cells_df, out, ratio=0.25, reused=()):
     """results/pareto.png and pareto.md: Table 2's methods at ``ratio``, mean PSNR against
-    seconds per image (one run, one machine), the Pareto front marked."""
+    seconds per image (one run, one machine, except the methods in ``reused``, whose rows
+    come from an earlier run), the Pareto front marked."""
     from .. import plot
     from ..runner import environment
 
@@ -825,13 +827,17 @@ def write_pareto(runs, cells_df, out, ratio=0.25):
     pts = plot.points(sel)
     front = set(plot.pareto_front(pts).series)
     pts = pts.sort_values("seconds")
+    earlier = sorted({r.series for r in sel[sel.method.isin(reused)].itertuples()})
+    timed = (f"timed in the same `make tables` run on {device}, except {', '.join(earlier)}, "
+             "whose rows (and seconds) come from an earlier run of the same code (`--reuse`) on "
+             "a CPU the rows do not record, so compare those only roughly" if earlier else
+             f"all timed in the same `make tables` run on {device}")
     rows = [{"method": r.series, "PSNR (dB)": f"{r.psnr:.2f}", "s/image": f"{r.seconds:.4g}",
              "images": int(r.images), "Pareto front": "yes" if r.series in front else ""}
             for r in pts.itertuples()]
     atomic_write_text(out / "pareto.md", (
         f"# Quality against cost: Set11 at ratio {ratio:g}\n\nMean PSNR and mean seconds per "
-        f"image of every Table 2 method (harness Phi), all timed in the same `make tables` run "
-        f"on {device}; learned methods on the CPU too. A method is on the Pareto front when no "
+        f"image of every Table 2 method (harness Phi), {timed}; learned methods on the CPU too. A method is on the Pareto front when no "
         "other is both faster and better. The authors' released models are measured with their "
         "own Phi in Table 2, so they are left out here (one Phi for every point).\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"))
     return pts
@@ -897,7 +903,7 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
     if figures and (not only or "phases" in only):
         _write_phases(out, dataset, data_dir)
     if figures and (not only or "table2" in only):
-        write_pareto(runs, cells_df, out)
+        write_pareto(runs, cells_df, out, reused=reused)
     if progress:
         print(f"tables written to {out}/ in {time.perf_counter() - t0:.0f} s", flush=True)
         if not runs.empty and "seconds" in runs:
