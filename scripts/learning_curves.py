@@ -45,28 +45,39 @@ def main():
                                        ROOT / "results" / "table4.csv") if p.is_file()]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     rows = []
+    from cs_bench.files import atomic_write, atomic_write_text
     from cs_bench.learned.weights import read_metadata
 
     for method, r in MODELS:
         name = f"{method}_r{r:g}_np9_nf32"
         run = read_metadata(name).get("promoted_from") or name  # the run that made the weights
-        log = ROOT / "zoo_runs" / run / "log.csv"
-        if not log.is_file():
-            continue
-        h = pd.read_csv(log)
-        passes = h.steps * 64 / 88_912  # batch 64; short and whole epochs on one axis
-        line, = ax.plot(passes, h.val_psnr, "o-", markersize=3,
-                        label=name if run == name else f"{name} (run {run})")
         ours, paper, release = _set11(tables, method, r)
-        if r == 0.25:
-            for v, style in ((paper, ":"), (release, "--")):
-                if v == v:
-                    ax.axhline(v, color=line.get_color(), linestyle=style, linewidth=0.8)
-        rows.append({"model": name, "run": run, "passes over T91": round(float(passes.max()), 2),
-                     "T91 val. best (dB)": round(float(h.val_psnr.max()), 2),
-                     "T91 val. last (dB)": round(float(h.val_psnr.iloc[-1]), 2),
-                     "Set11 ours": round(ours, 2), "Set11 paper": round(paper, 2),
-                     "Set11 authors' release": round(release, 2)})
+        # the installed model's run, then the zoo's own run of that name when it is another one
+        # still training (a checkpoint): its weights are not installed, so it has no Set11 number
+        for this in dict.fromkeys((run, name)):
+            log = ROOT / "zoo_runs" / this / "log.csv"
+            installed = this == run
+            training = (ROOT / "zoo_runs" / this / "checkpoint.safetensors").is_file()
+            if not log.is_file() or not (installed or training):
+                continue
+            h = pd.read_csv(log)
+            passes = h.steps * 64 / 88_912  # batch 64; short and whole epochs on one axis
+            label = (name if this == name else f"{name} (run {this})") + (
+                "" if installed else " (training, not installed)")
+            line, = ax.plot(passes, h.val_psnr, "o-" if installed else ".--", markersize=3,
+                            label=label)
+            if r == 0.25 and installed:
+                for v, style in ((paper, ":"), (release, "--")):
+                    if v == v:
+                        ax.axhline(v, color=line.get_color(), linestyle=style, linewidth=0.8)
+            nan = float("nan")
+            rows.append({"model": name, "run": this if installed else f"{this} (training)",
+                         "passes over T91": round(float(passes.max()), 2),
+                         "T91 val. best (dB)": round(float(h.val_psnr.max()), 2),
+                         "T91 val. last (dB)": round(float(h.val_psnr.iloc[-1]), 2),
+                         "Set11 ours": round(ours, 2) if installed else nan,
+                         "Set11 paper": round(paper, 2),
+                         "Set11 authors' release": round(release, 2) if installed else nan})
     ax.set_xlabel("passes over the 88,912 T91 training blocks")
     ax.set_ylabel("T91 validation PSNR (dB)")
     ax.set_title("Zoo training curves (dotted: the paper's Set11 value at 0.25; dashed: the "
@@ -74,16 +85,19 @@ def main():
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(ROOT / "results" / "learning_curves.png", dpi=110)
+    atomic_write(ROOT / "results" / "learning_curves.png",
+                 lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     text = ("# Learning curves of the Tier 1 ISTA-Net / FISTA-Net models\n\n"
             "T91 validation PSNR against training blocks seen, from the log of the run that made "
             "each installed model (`zoo_runs/<run>/log.csv`; the curves in "
             "`learning_curves.png`), and each installed model's Set11 PSNR as `make tables` "
             "measured it, beside the paper and the authors' released model in this harness. "
             "Set11 is measured after the fact and never used to choose anything. Made by "
-            "`scripts/learning_curves.py`.\n\n" + pd.DataFrame(rows).to_markdown(index=False)
+            "`scripts/learning_curves.py`. A run marked *training* is a zoo run still in "
+            "progress: its weights are installed only when its validation beats the shipped "
+            "model's, so it has no Set11 number.\n\n" + pd.DataFrame(rows).to_markdown(index=False)
             + "\n")
-    (ROOT / "results" / "learning_curves.md").write_text(text)
+    atomic_write_text(ROOT / "results" / "learning_curves.md", text)
     print(text)
 
 
