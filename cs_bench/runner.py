@@ -37,7 +37,8 @@ from .plugins import method_code_id
 from .sensing import N, check_ratio, make_phi
 
 COLUMNS = ["method", "params", "scope", "dataset", "image", "ratio", "M", "noise_sigma",
-           "psnr", "ssim", "seconds", "device", "weights_id", "phi", "version", "code", "error"]
+           "psnr", "ssim", "seconds", "device", "cpu", "weights_id", "phi", "version", "code",
+           "error"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def evaluate(method, ref, ratio, noise_sigma=0.0, noise_seed=0, phi=PhiSpec(), p
                               f"weights and Phi)")
     return {
         "psnr": psnr(img, rec), "ssim": ssim(img, rec), "seconds": seconds,
-        "M": Phi.shape[0], "device": method.device,
+        "M": Phi.shape[0], "device": method.device, "cpu": cpu_name(),  # where it was timed
     }
 
 
@@ -467,6 +468,7 @@ def environment():
             "python": platform.python_version(), "cs_bench": __version__}
 
 
+@lru_cache(maxsize=1)
 def cpu_name():
     """The CPU model name (from /proc/cpuinfo where there is one)."""
     try:

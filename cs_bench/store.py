@@ -26,7 +26,8 @@ from .config import cache_dir
 from .errors import CSBenchError
 
 #: the numbers and strings a cached result may hold (anything else is not read back)
-VALUE_FIELDS = {"psnr": float, "ssim": float, "seconds": float, "M": int, "device": str}
+VALUE_FIELDS = {"psnr": float, "ssim": float, "seconds": float, "M": int, "device": str,
+                "cpu": str}
 
 
 def default_path():

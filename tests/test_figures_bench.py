@@ -103,6 +103,19 @@ def test_pareto_marks_the_front(tmp_path):
     write_pareto(runs, cells, tmp_path, reused=("b",))
     md = (tmp_path / "pareto.md").read_text()
     assert "except Slow but good, whose rows" in md and "all timed" not in md
+    assert "a CPU the rows do not record" in md
+    write_pareto(runs.assign(cpu="Some CPU"), cells, tmp_path, reused={"b": ["Some CPU"]})
+    assert "(`--reuse`) on Some CPU;" in (tmp_path / "pareto.md").read_text()
+
+
+def test_table2_names_where_reused_rows_were_timed():
+    from cs_bench.paper.tables import _reused_text
+
+    assert _reused_text(()) == ""
+    assert "do not record the CPU" in _reused_text(["d-amp"])
+    text = _reused_text({"d-amp": ["CPU A"], "nlr-cs": ["CPU A", "CPU B"]})
+    assert "D-AMP, NLR-CS" in text and "timed on CPU A, CPU B" in text
+    assert "do not record" in _reused_text({"d-amp": ["CPU A"], "nlr-cs": []})
 
 
 @pytest.mark.parametrize("argv, message", [

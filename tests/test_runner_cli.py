@@ -9,7 +9,7 @@ import pytest
 from cs_bench.errors import CSBenchError
 from cs_bench.method import Method
 from cs_bench.registry import _REGISTRY, register
-from cs_bench.runner import COLUMNS, run
+from cs_bench.runner import COLUMNS, cpu_name, run
 
 
 def test_long_format_rows():
@@ -45,6 +45,8 @@ def test_cache_hit_on_rerun(counting_method):
     b = run(["_counting"], "skimage", [0.1], images=["text", "page"], progress=False)
     assert counting_method == ["text", "page"]  # only the new image was computed
     assert b.loc[b.image == "text", "psnr"].item() == a["psnr"].item()
+    # each row names the CPU its seconds were measured on, also when it comes from the cache
+    assert set(b.cpu) == {cpu_name()} and a.cpu.item() == cpu_name()
 
 
 def test_failure_recorded_not_cached(counting_method):

@@ -611,14 +611,20 @@ def _ista_ratio_remark(ista):
     return text + "; ".join(parts) + ". The ISTA-Net0.4 row is the 0.4 model."
 
 
-def _reused_text(methods):
-    if not len(methods):
+def _reused_text(reused):
+    """What Table 2 says of the methods whose rows ``--reuse`` took from an earlier run:
+    ``reused`` maps each to the CPUs its rows record (a list of methods: none recorded)."""
+    if not len(reused):
         return ""
-    names = ", ".join(_label(m) for m in methods)
+    cpus = dict(reused) if isinstance(reused, dict) else {m: [] for m in reused}
+    names = ", ".join(_label(m) for m in cpus)
+    known = sorted({c for v in cpus.values() for c in v})
+    where = (f"; their rows were timed on {', '.join(known)}" if known and all(cpus.values())
+             else "; the rows do not record the CPU they ran on, so their seconds compare with "
+             "the others' only roughly")
     return (f" {names}: per-image rows (PSNR and seconds) taken from an earlier "
             "results/all_runs.csv computed by the same code (`--reuse`; `make tables-full` "
-            "recomputes them); the rows do not record the CPU they ran on, so their seconds "
-            "compare with the others' only roughly.")
+            f"recomputes them){where}.")
 
 
 #: the paper's name of every method the tables run
@@ -827,11 +833,14 @@ def write_pareto(runs, cells_df, out, ratio=0.25, reused=()):
     pts = plot.points(sel)
     front = set(plot.pareto_front(pts).series)
     pts = pts.sort_values("seconds")
-    earlier = sorted({r.series for r in sel[sel.method.isin(reused)].itertuples()})
+    old = sel[sel.method.isin(list(reused))]
+    earlier = sorted(set(old.series))
+    cpus = sorted(set(old.cpu.dropna())) if "cpu" in old else []
+    on = (f"on {', '.join(cpus)}" if cpus and old.cpu.notna().all() else
+          "on a CPU the rows do not record, so compare those only roughly")
     timed = (f"timed in the same `make tables` run on {device}, except {', '.join(earlier)}, "
-             "whose rows (and seconds) come from an earlier run of the same code (`--reuse`) on "
-             "a CPU the rows do not record, so compare those only roughly" if earlier else
-             f"all timed in the same `make tables` run on {device}")
+             f"whose rows (and seconds) come from an earlier run of the same code (`--reuse`) {on}"
+             if earlier else f"all timed in the same `make tables` run on {device}")
     rows = [{"method": r.series, "PSNR (dB)": f"{r.psnr:.2f}", "s/image": f"{r.seconds:.4g}",
              "images": int(r.images), "Pareto front": "yes" if r.series in front else ""}
             for r in pts.itertuples()]
@@ -888,7 +897,9 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
 
         runs = runs[runs.error != NOT_CACHED].reset_index(drop=True)
         if "reused" in runs:
-            reused = sorted(runs.method[runs.reused.eq(True)].unique())
+            taken = runs[runs.reused.eq(True)]
+            reused = {m: sorted(g.cpu.dropna().unique()) if "cpu" in g else []
+                      for m, g in taken.groupby("method")}
             runs = runs.drop(columns="reused")
     if only:
         runs = _merge_runs(out / "all_runs.csv", runs)  # keep the other tables' runs
