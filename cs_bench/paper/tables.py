@@ -611,6 +611,15 @@ def _ista_ratio_remark(ista):
     return text + "; ".join(parts) + ". The ISTA-Net0.4 row is the 0.4 model."
 
 
+def _timed_on(cpu_lists):
+    """The CPUs named by every reused method's rows (one list each), or "" where a method's
+    rows record none."""
+    cpu_lists = list(cpu_lists)
+    if not cpu_lists or not all(cpu_lists):
+        return ""
+    return ", ".join(sorted({c for v in cpu_lists for c in v}))
+
+
 def _reused_text(reused):
     """What Table 2 says of the methods whose rows ``--reuse`` took from an earlier run:
     ``reused`` maps each to the CPUs its rows record (a list of methods: none recorded)."""
@@ -618,10 +627,9 @@ def _reused_text(reused):
         return ""
     cpus = dict(reused) if isinstance(reused, dict) else {m: [] for m in reused}
     names = ", ".join(_label(m) for m in cpus)
-    known = sorted({c for v in cpus.values() for c in v})
-    where = (f"; their rows were timed on {', '.join(known)}" if known and all(cpus.values())
-             else "; the rows do not record the CPU they ran on, so their seconds compare with "
-             "the others' only roughly")
+    known = _timed_on(cpus.values())
+    where = (f"; their rows were timed on {known}" if known else "; the rows do not record the "
+             "CPU they ran on, so their seconds compare with the others' only roughly")
     return (f" {names}: per-image rows (PSNR and seconds) taken from an earlier "
             "results/all_runs.csv computed by the same code (`--reuse`; `make tables-full` "
             f"recomputes them){where}.")
@@ -835,9 +843,9 @@ def write_pareto(runs, cells_df, out, ratio=0.25, reused=()):
     pts = pts.sort_values("seconds")
     old = sel[sel.method.isin(list(reused))]
     earlier = sorted(set(old.series))
-    cpus = sorted(set(old.cpu.dropna())) if "cpu" in old else []
-    on = (f"on {', '.join(cpus)}" if cpus and old.cpu.notna().all() else
-          "on a CPU the rows do not record, so compare those only roughly")
+    known = _timed_on(sorted(set(g.cpu)) if "cpu" in g and g.cpu.notna().all() else []
+                      for _, g in old.groupby("series"))
+    on = f"on {known}" if known else "on a CPU the rows do not record, so compare those only roughly"
     timed = (f"timed in the same `make tables` run on {device}, except {', '.join(earlier)}, "
              f"whose rows (and seconds) come from an earlier run of the same code (`--reuse`) {on}"
              if earlier else f"all timed in the same `make tables` run on {device}")
@@ -846,8 +854,8 @@ def write_pareto(runs, cells_df, out, ratio=0.25, reused=()):
             for r in pts.itertuples()]
     atomic_write_text(out / "pareto.md", (
         f"# Quality against cost: Set11 at ratio {ratio:g}\n\nMean PSNR and mean seconds per "
-        f"image of every Table 2 method (harness Phi), {timed}; learned methods on the CPU too. A method is on the Pareto front when no "
-        "other is both faster and better. The authors' released models are measured with their "
+        f"image of every Table 2 method (harness Phi), {timed}; learned methods on the CPU "
+        "too. A method is on the Pareto front when no other is both faster and better. The authors' released models are measured with their "
         "own Phi in Table 2, so they are left out here (one Phi for every point).\n\n" + pd.DataFrame(rows).to_markdown(index=False) + "\n"))
     return pts
 
@@ -898,7 +906,7 @@ def make_tables(out="results", dataset="set11", data_dir=None, jobs=1, figures=T
         runs = runs[runs.error != NOT_CACHED].reset_index(drop=True)
         if "reused" in runs:
             taken = runs[runs.reused.eq(True)]
-            reused = {m: sorted(g.cpu.dropna().unique()) if "cpu" in g else []
+            reused = {m: sorted(set(g.cpu)) if "cpu" in g and g.cpu.notna().all() else []
                       for m, g in taken.groupby("method")}
             runs = runs.drop(columns="reused")
     if only:
