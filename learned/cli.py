@@ -49,6 +49,11 @@ def add_commands(subparsers):
                         "paper's); 0 with the identity start makes the untrained net give x(0)")
     p.add_argument("--sda-output", choices=["linear", "sigmoid"], help="SDA output activation")
     p.add_argument("--epochs", type=int)
+    p.add_argument("--stop-gain", type=float, metavar="DB",
+                   help="stop rule: end the run once the schedule has decayed and the best T91 "
+                        "validation of the last --stop-epochs epochs beats the earlier best by "
+                        "less than DB (default: train every epoch)")
+    p.add_argument("--stop-epochs", type=int, metavar="N", help="the stop rule's window (default 3)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
     p.add_argument("--mu-lr", type=float, help="FISTA-Net: the momentum mu's own learning rate "
                    "(default: --lr), on the same schedule")
@@ -134,7 +139,7 @@ _CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
              "out": "out", "name": "name", "max_steps": "max_steps",
              "epoch_blocks": "epoch_blocks",
              "checkpoint_every": "checkpoint_every", "compile": "compile",
-             "threads": "threads"}
+             "threads": "threads", "stop_gain": "stop_gain", "stop_epochs": "stop_epochs"}
 
 
 #: the longest weights / run name (a file name with its suffix stays under 255 bytes)
@@ -151,11 +156,12 @@ def check_train_args(args):
     for opt, lo in (("threads", 1), ("epochs", 1), ("batch", 1), ("blocks", 1),
                     ("val_blocks", 1), ("phases", 1), ("nf", 1), ("max_steps", 1),
                     ("epoch_blocks", 1), ("checkpoint_every", 0), ("seed", 0),
-                    ("trainset_seed", 0)):
+                    ("trainset_seed", 0), ("stop_epochs", 1)):
         v = getattr(args, opt, None)
         if v is not None and v < lo:
             raise CSBenchError(f"--{opt.replace('_', '-')} {v}: give an integer >= {lo}")
-    for opt, positive in (("lr", True), ("mu_lr", True), ("gamma", False), ("theta_init", False)):
+    for opt, positive in (("lr", True), ("mu_lr", True), ("gamma", False), ("theta_init", False),
+                          ("stop_gain", False)):
         v = getattr(args, opt, None)
         if v is not None and not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
             raise CSBenchError(f"--{opt.replace('_', '-')} {v}: give a finite number "

@@ -105,6 +105,8 @@ class TrainConfig:
     compile: bool = False
     threads: int = None  # torch CPU threads (None: torch's default)
     force: bool = False  # replace existing user weights of the same name
+    stop_gain: float = None  # dB: end the run by the stop rule (see plateau); None: every epoch
+    stop_epochs: int = 3  # the stop rule's window of epochs
 
     @classmethod
     def from_profile(cls, profile, **kw):
@@ -150,6 +152,12 @@ class TrainConfig:
                 arch not in UNROLLED or not (math.isfinite(self.theta_init) and self.theta_init >= 0)):
             raise CSBenchError("theta_init (the starting threshold) must be a finite number >= 0 "
                                "and applies to the unrolled networks only")
+        if self.stop_gain is not None and not (math.isfinite(self.stop_gain)
+                                               and self.stop_gain >= 0):
+            raise CSBenchError("stop_gain (the stop rule's least gain, dB) must be a finite "
+                               "number >= 0")
+        if int(self.stop_epochs) < 1:
+            raise CSBenchError("stop_epochs (the stop rule's window) must be >= 1")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
         for k in ("phases", "nf", "batch") + (("epoch_blocks",) if self.epoch_blocks is not None
@@ -218,6 +226,52 @@ def lr_at(cfg, step, total_steps):
             return lo + (cfg.lr - lo) * t / 0.3
         return end + (cfg.lr - end) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
     return cfg.lr
+
+
+#: the stop rule counts a schedule as decayed once its learning rate is at most this fraction
+#: of its peak (a constant schedule has no decay to wait for)
+DECAYED = 0.1
+
+
+def plateau(history, schedule, lr, gain, epochs=3):
+    """The stop rule: why a run ends after the epochs of ``history`` (its log rows), or None.
+
+    A run ends when its ``schedule`` (peak learning rate ``lr``) has decayed before its last
+    ``epochs`` epochs (the epoch before them ended at a learning rate of at most
+    :data:`DECAYED` x ``lr``) and the best validation PSNR of those epochs beats the best
+    before them (the start's "epoch 0" included) by less than ``gain`` dB. Validation on
+    held-out training blocks is all it reads.
+
+    >>> rows = [{"epoch": e, "lr": 1e-3 if e < 3 else 1e-5, "val_psnr": v}
+    ...         for e, v in enumerate([20.0, 24.0, 25.0, 25.5, 25.52, 25.53, 25.54])]
+    >>> plateau(rows, "cosine", 1e-3, 0.05)
+    'plateau: +0.04 dB over epochs 4-6 after the decay (rule: < 0.05 dB over 3 epochs)'
+    >>> print(plateau(rows[:-1], "cosine", 1e-3, 0.05))  # epoch 3 ran before the decay
+    None
+    """
+    trained = [r for r in history if int(float(r["epoch"])) >= 1]
+    if gain is None or len(trained) < epochs + 1:
+        return None
+    window, before = trained[-epochs:], history[:len(history) - epochs]
+    if schedule != "constant" and not float(before[-1]["lr"]) <= DECAYED * lr:
+        return None
+    best = max(float(r["val_psnr"]) for r in window) - max(float(r["val_psnr"]) for r in before)
+    if not best < gain:
+        return None
+    first, last = (int(float(window[i]["epoch"])) for i in (0, -1))
+    return (f"plateau: {best:+.2f} dB over epochs {first}-{last} "
+            f"{'after the decay' if schedule != 'constant' else 'at a constant rate'} "
+            f"(rule: < {gain:g} dB over {epochs} epochs)")
+
+
+def run_end(history, cfg):
+    """What ends a run with these log rows under ``cfg``: the stop rule, the epoch budget, or
+    None (the run goes on)."""
+    why = plateau(history, cfg.schedule, cfg.lr, cfg.stop_gain, int(cfg.stop_epochs))
+    if why:
+        return why
+    done = max((int(float(r["epoch"])) for r in history), default=0)
+    return f"budget: all {cfg.epochs} epochs" if done >= cfg.epochs else None
 
 
 def git_commit():
@@ -403,6 +457,7 @@ class _Run:
         self.epoch = self.step_in_epoch = self.global_step = self.steps_this_run = 0
         self.history, self.best = [], {"val_psnr": -float("inf"), "epoch": None}
         self.acc, self.wall_before, self.cpu_before, self.perm = [0.0, 0.0, 0.0, 0], 0.0, 0.0, None
+        self.ended = None  # what ended the run (run_end), once it has
 
     # -- checks, data, Phi, Qinit --------------------------------------------------------
     def prepare(self):
@@ -624,7 +679,7 @@ class _Run:
         signals = _StopOnSignal(self.log)
         stopped, lr = None, 0.0
         with signals:
-            while self.epoch < cfg.epochs and stopped is None:
+            while self.epoch < cfg.epochs and stopped is None and not self.plateaued():
                 if self.perm is None or self.step_in_epoch == 0:
                     self.perm = np.random.default_rng([cfg.seed, 100, self.epoch]).permutation(
                         self.n)[:self.n_epoch]
@@ -655,12 +710,22 @@ class _Run:
                         stopped = self.stop_reason(signals)
                 self.save_ckpt()
         self.interrupted = bool(signals.requested)
+        if stopped is None:
+            self.ended = run_end(self.history, cfg) or f"budget: all {cfg.epochs} epochs"
         return stopped
+
+    def plateaued(self):
+        """Whether the stop rule ends the run before its next epoch (said once)."""
+        cfg = self.cfg
+        why = plateau(self.history, cfg.schedule, cfg.lr, cfg.stop_gain, int(cfg.stop_epochs))
+        if why:
+            self.log(f"{self.name}: {why}; the run ends after epoch {self.epoch} of {cfg.epochs}")
+        return bool(why)
 
     # -- the end ---------------------------------------------------------------------------
     def result(self):
         return {"run_dir": str(self.run_dir), "name": self.name, "epochs_done": self.epoch,
-                "best": self.best, "history": self.history}
+                "best": self.best, "history": self.history, "ended": self.ended}
 
     def stopped(self, reason):
         self.log(f"stopped ({reason}) at epoch {self.epoch + 1}, step {self.step_in_epoch}/"
@@ -678,7 +743,7 @@ class _Run:
         meta = wt.read_meta(best_file)
         last = self.history[-1] if self.history else {}
         meta.update({"epochs_done": self.epoch, "final_train_loss": last.get("train_loss"),
-                     "final_val_psnr": last.get("val_psnr"),
+                     "final_val_psnr": last.get("val_psnr"), "ended": self.ended,
                      "wall_seconds": round(self.wall_seconds(), 1),
                      "cpu_seconds": self.cpu_seconds()})
         path = wt.install(tensors, meta, self.name, overwrite=True)

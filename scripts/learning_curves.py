@@ -50,7 +50,8 @@ def main():
 
     for method, r in MODELS:
         name = f"{method}_r{r:g}_np9_nf32"
-        run = read_metadata(name).get("promoted_from") or name  # the run that made the weights
+        meta = read_metadata(name)
+        run = meta.get("promoted_from") or name  # the run that made the weights
         ours, paper, release = _set11(tables, method, r)
         # the installed model's run, then the zoo's own run of that name when it is another one
         # still training (a checkpoint): its weights are not installed, so it has no Set11 number
@@ -77,7 +78,9 @@ def main():
                          "T91 val. last (dB)": round(float(h.val_psnr.iloc[-1]), 2),
                          "Set11 ours": round(ours, 2) if installed else nan,
                          "Set11 paper": round(paper, 2),
-                         "Set11 authors' release": round(release, 2) if installed else nan})
+                         "Set11 authors' release": round(release, 2) if installed else nan,
+                         "ended by": (meta.get("ended") or "not recorded") if installed
+                         else "still training"})
     ax.set_xlabel("passes over the 88,912 T91 training blocks")
     ax.set_ylabel("T91 validation PSNR (dB)")
     ax.set_title("Zoo training curves (dotted: the paper's Set11 value at 0.25; dashed: the "
@@ -95,7 +98,10 @@ def main():
             "Set11 is measured after the fact and never used to choose anything. Made by "
             "`scripts/learning_curves.py`. A run marked *training* is a zoo run still in "
             "progress: its weights are installed only when its validation beats the shipped "
-            "model's, so it has no Set11 number.\n\n" + pd.DataFrame(rows).to_markdown(index=False)
+            "model's, so it has no Set11 number. *Ended by*: the epoch budget, or the stop rule "
+            "(`cs_bench.paper.zoo.STOP_GAIN`: less than 0.05 dB gained over the last 3 epochs "
+            "after the schedule's decay); models installed before the rule existed do not "
+            "record it.\n\n" + pd.DataFrame(rows).to_markdown(index=False)
             + "\n")
     atomic_write_text(ROOT / "results" / "learning_curves.md", text)
     print(text)

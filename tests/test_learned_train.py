@@ -461,3 +461,42 @@ def test_train_zoo_refuses_zero_workers(capsys):
 
     assert main(["train-zoo", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_the_stop_rule_ends_a_flat_run_and_says_so(tmp_path, blocks):
+    # a rule no run can pass (gain below 100 dB over 1 epoch) ends the run after two epochs:
+    # the second epoch's best beats the first's by less than 100 dB
+    res = train(_cfg(tmp_path, "flat", epochs=5, stop_gain=100.0, stop_epochs=1), trainset=blocks,
+                progress=False, log=_quiet)
+    assert res["status"] == "done" and res["epochs_done"] == 2
+    assert res["ended"].startswith("plateau:") and "epochs 2-2 at a constant rate" in res["ended"]
+    assert wt.read_meta(res["weights"])["ended"] == res["ended"]
+    # resuming an ended run trains nothing more
+    again = train(_cfg(tmp_path, "flat", epochs=5, stop_gain=100.0, stop_epochs=1, force=True),
+                  resume=True, trainset=blocks, progress=False, log=_quiet)
+    assert again["epochs_done"] == 2 and again["ended"] == res["ended"]
+    # without the rule every epoch runs; under a cosine schedule the rule waits for the decay
+    full = train(_cfg(tmp_path, "full", epochs=3), trainset=blocks, progress=False, log=_quiet)
+    assert full["epochs_done"] == 3 and full["ended"] == "budget: all 3 epochs"
+    cos = train(_cfg(tmp_path, "cos", epochs=3, schedule="cosine", stop_gain=100.0,
+                     stop_epochs=1), trainset=blocks, progress=False, log=_quiet)
+    assert cos["epochs_done"] == 3  # epoch 2 ends at lr/2, above DECAYED x lr
+
+
+def test_plateau_reads_log_rows_and_config_checks_the_rule():
+    from cs_bench.learned.train import plateau, run_end
+
+    rows = [{"epoch": str(e), "lr": "0.0001", "val_psnr": str(v)}
+            for e, v in enumerate([20.0, 24.0, 24.1, 24.12])]
+    assert plateau(rows, "constant", 1e-4, 0.05, 2) is None  # +0.12 over epochs 2-3
+    assert plateau(rows, "constant", 1e-4, 0.2, 2).startswith("plateau: +0.12 dB over epochs 2-3")
+    assert "after the decay" in plateau(rows, "cosine", 1e-3, 0.2, 2)  # 1e-4 <= 1e-3 / 10
+    assert plateau(rows, "cosine", 5e-4, 0.2, 2) is None  # 1e-4 > 5e-4 / 10: not decayed yet
+    assert plateau(rows, "cosine", 1e-3, 0.2, 3) is None  # no trained epoch before the window
+    assert plateau(rows, "constant", 1e-4, None, 2) is None  # no rule
+    cfg = TrainConfig(method="ista-net", ratio=0.25, epochs=3)
+    assert run_end(rows, cfg) == "budget: all 3 epochs"
+    assert run_end(rows[:3], cfg) is None
+    for bad in (dict(stop_gain=-1.0), dict(stop_gain=float("inf")), dict(stop_epochs=0)):
+        with pytest.raises(CSBenchError, match="stop_"):
+            TrainConfig(method="ista-net", ratio=0.25, **bad).check()

@@ -67,12 +67,19 @@ def test_a_run_that_does_not_beat_or_match_is_refused(tmp_path, package, val, kw
     assert wt.read_meta(package / f"{NAME}.safetensors") == before
 
 
-def test_the_start_is_taken_from_the_checkpoint_when_the_weights_lack_it(tmp_path, package):
+@pytest.mark.parametrize("epochs, ended", [
+    (56, "not yet: promoted during the run, after epoch 2"), (2, "budget: all 2 epochs")])
+def test_the_start_and_the_end_are_taken_from_the_checkpoint(tmp_path, package, epochs, ended):
+    from cs_bench.learned.train import TrainConfig
+
     run = _run(tmp_path, 25.0)
     net = torch.nn.Linear(2, 2)
+    cfg = TrainConfig(method="ista-net", ratio=0.25, init="identity", epochs=epochs,
+                      schedule="cosine", stop_gain=zoo.STOP_GAIN)
     ckpt.save(run / "checkpoint.safetensors", net, torch.optim.Adam(net.parameters()),
-              {"config": {"init": "identity"}})
-    assert wt.read_meta(zoo.promote(run, NAME, log=lambda m: None))["init"] == "identity"
+              {"config": cfg.to_dict()})
+    meta = wt.read_meta(zoo.promote(run, NAME, log=lambda m: None))
+    assert meta["init"] == "identity" and meta["ended"] == ended
 
 
 def test_unknown_model_and_missing_run_are_one_line(tmp_path, package):
@@ -97,6 +104,11 @@ def test_done_counts_blocks_seen_whatever_the_epoch_length():
     log = [{"epoch": str(zoo.CAMPAIGN[NAME])}]
     assert zoo.is_done(e, "cpu", {**whole, "epochs_done": 3, "epoch_blocks": full}, log)
     assert not zoo.is_done(e, "cpu", None, [{"epoch": "4"}])
+    # a run the stop rule ended (flat after its cosine decayed) is done too
+    flat = [{"epoch": str(k), "lr": str(1e-3 if k < 40 else 1e-5), "val_psnr": str(25 + k / 1e4)}
+            for k in range(1, 45)]
+    assert zoo.is_done(e, "cpu", {**whole, "epochs_done": 3, "epoch_blocks": full}, flat)
+    assert not zoo.is_done(e, "cpu", {**whole, "epochs_done": 3, "epoch_blocks": full}, flat[:41])
     # the Tier 2 ablations: one short epoch each
     t2 = next(x for x in zoo.ZOO if x.tier == 2)
     assert zoo.is_done(t2, "cpu", {**whole, "epochs_done": 1,

@@ -149,6 +149,23 @@ CAMPAIGN_BLOCKS = 12_800
 CAMPAIGN = {"ista-net_r0.25_np9_nf32": 56, "fista-net_r0.25_np9_nf32": 56}
 CPU_INIT = "identity"
 
+#: The stop rule of every zoo run (``learned.train.plateau``): a model ends when its schedule
+#: has decayed and its best T91 validation of the last STOP_EPOCHS epochs beats the best
+#: before them by less than STOP_GAIN dB, or when its epoch budget is spent. Set11 targets
+#: never stop a run: only validation on held-out T91 blocks decides.
+STOP_GAIN = 0.05
+STOP_EPOCHS = 3
+
+
+def schedule_of(e, profile):
+    """(schedule, peak learning rate) of zoo entry ``e``'s run under ``profile``: the
+    profile's, or a warm-started fine-tune's rate (FINETUNE_LR)."""
+    from ..learned.options import PROFILES
+
+    p = PROFILES[profile]
+    lr = FINETUNE_LR_OF.get(e.name, FINETUNE_LR) if init_for(e, profile) else p["lr"]
+    return p["schedule"], lr
+
 
 def init_for(e, profile):
     """The warm start of zoo entry ``e`` under ``profile`` ('' for none)."""
@@ -248,14 +265,17 @@ def _blocks(epochs, epoch_blocks, training_blocks):
 
 def is_done(e, profile, meta, run_log=()):
     """Whether zoo entry ``e`` needs no more training: the shipped weights (``meta``) saw the
-    budget's blocks, or its run (``run_log``, the rows of its log.csv) finished the budget
-    without beating them."""
+    budget's blocks, or its run (``run_log``, the rows of its log.csv) ended, by the budget
+    or the stop rule, without beating them."""
+    from ..learned.train import plateau
+
     if not meta:
         return False
     epochs, per = epochs_for(e, profile), epoch_blocks_for(e, profile)
     whole = meta.get("training_blocks")
     seen = _blocks(meta.get("epochs_done", 0), meta.get("epoch_blocks"), whole)
-    finished = bool(run_log) and int(run_log[-1]["epoch"]) >= epochs > 0
+    finished = bool(run_log) and (int(run_log[-1]["epoch"]) >= epochs > 0 or bool(
+        plateau(run_log, *schedule_of(e, profile), STOP_GAIN, STOP_EPOCHS)))
     return seen >= _blocks(epochs, per, whole) or finished
 
 
@@ -313,7 +333,8 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         cfg = TrainConfig.from_profile(profile, method=e.method, ratio=e.ratio, phases=e.phases,
                                        nf=e.nf, gamma=e.gamma, epochs=epochs, device=device,
                                        name=e.name, out=run_dir, init_from=init, force=True,
-                                       **({"lr": FINETUNE_LR_OF.get(e.name, FINETUNE_LR)} if init else {}),
+                                       lr=schedule_of(e, profile)[1], stop_gain=STOP_GAIN,
+                                       stop_epochs=STOP_EPOCHS,
                                        time_budget=left, threads=threads, **short, **start)
         resume = os.path.isfile(f"{run_dir}/checkpoint.safetensors")
         log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
@@ -324,6 +345,7 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         if result["status"] != "done":
             return 130 if result.get("interrupted") else 0
         try:
+            log(f"{e.name}: ended by {result.get('ended') or 'its budget'}")
             promote(run_dir, e.name, log=log)
         except CSBenchError as exc:
             log(f"{e.name}: the shipped weights are kept: {exc}")
@@ -371,9 +393,17 @@ def promote(run_dir, name, log=print):
             raise CSBenchError(f"{run} validates at {meta['val_psnr']:.2f} dB, not above the "
                                f"shipped {name} ({old['val_psnr']:.2f} dB); nothing installed")
     extra = {"promoted_from": run.name}
-    if meta.get("init") is None and (run / "checkpoint.safetensors").is_file():
-        extra["init"] = ckpt.read_state(run / "checkpoint.safetensors")["config"].get("init")
-    rows = [r for r in _run_log(run) if r.get("epoch") == str(meta.get("best_epoch"))]
+    log_rows = _run_log(run)
+    if (run / "checkpoint.safetensors").is_file():
+        from ..learned.train import TrainConfig, run_end
+
+        cfg = ckpt.read_state(run / "checkpoint.safetensors")["config"]
+        if meta.get("init") is None:
+            extra["init"] = cfg.get("init")
+        done = int(log_rows[-1]["epoch"]) if log_rows else 0
+        extra["ended"] = (run_end(log_rows, TrainConfig.from_dict(cfg))
+                          or f"not yet: promoted during the run, after epoch {done}")
+    rows = [r for r in log_rows if r.get("epoch") == str(meta.get("best_epoch"))]
     if rows and rows[-1].get("cpu_seconds"):
         extra["cpu_seconds"] = float(rows[-1]["cpu_seconds"])
     path = wt.install(tensors, {**meta, **extra}, name, folder=wt.package_dir(), overwrite=True)
