@@ -140,10 +140,19 @@ def _references():
     blocks = meta.get("epochs_done", 0) * (meta.get("epoch_blocks") or meta["training_blocks"])
     source = f", the best epoch of `zoo_runs/{meta['promoted_from']}`" if meta.get(
         "promoted_from") else ""
+    try:
+        from cs_bench.learned.release import weights_name
+        from cs_bench.learned.validate import validation_psnr
+
+        rel = (f"; the authors' released ISTA-Net (200 epochs on all of T91, these blocks "
+               f"included; its own Phi) gives "
+               f"{validation_psnr(weights_name('ista-net', 0.25), data=data):.2f} dB")
+    except Exception:  # noqa: BLE001 - the release is not fetched here
+        rel = ""
     return [f"References on the same blocks: x(0) = Qinit y alone gives {q:.2f} dB; the shipped "
             f"zoo model `ista-net_r0.25_np9_nf32` ({blocks:,} training blocks, {meta.get('schedule')} "
             f"from {meta.get('lr'):g}, {meta.get('init') or 'xavier'} start{source}) validates at "
-            f"{meta.get('val_psnr'):.2f} dB.", ""]
+            f"{meta.get('val_psnr'):.2f} dB{rel}.", ""]
 
 
 def report():
