@@ -49,10 +49,6 @@ one thread (see :func:`_solve_blocks`). Image scope runs the same solver on the 
 padded image (periodic boundary on the padded image) with the data term through
 ``problem.A`` / ``problem.At``.
 
-Measured (Set11, mean PSNR; not used for any choice): block scope 22.85 dB at ratio 0.10 and
-27.90 dB at 0.25 (paper 22.84 / 27.84), image scope 23.98 / 28.72; about 0.8 s (block) and
-0.55 s (image) of CPU time per 256 x 256 image on one core.
-
 Fixed by the ReconNet authors' run: mu = 2^8, beta = 2^5, tol = 1e-3, maxit = 300,
 anisotropic, non-negative, 0-255 pixels. Not fixed by the paper, chosen on T91 only (never
 Set11) with ``scripts/tune_tval3.py`` (grid over cont in {64, ..., 16384}, cont_rate in
