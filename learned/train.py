@@ -573,6 +573,7 @@ class _Run:
                          "val_images_held_out": list(data.val_names)},
             "device": self.device, "device_name": _device_name(self.device),
             "precision": self.precision, "threads": torch.get_num_threads(),
+            "compiled": self.fwd is not self.net,
             "torch": torch.__version__, "git_commit": git_commit(),
             "init_from": self.init_record, "source": "cs-bench train",
         }
@@ -635,7 +636,7 @@ class _Run:
             g["lr"] = lr * g.get("lr_scale", 1.0)  # older checkpoints: one group
         with autocast(self.precision, self.device):
             y = x @ self.op.Phi.T
-            out = self.fwd(y, self.op, sym=sym, s=x)
+            out = self.forward(y, sym, x)
             terms = loss_terms(out, x, loss=self.loss_name, gamma=cfg.gamma if sym else 0.0)
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
@@ -647,6 +648,20 @@ class _Run:
         self.global_step += 1
         self.steps_this_run += 1
         return lr
+
+    def forward(self, y, sym, x):
+        """The network's training forward pass; a compiled network that fails to compile
+        (torch.compile compiles at its first call) falls back to the eager one, once."""
+        try:
+            return self.fwd(y, self.op, sym=sym, s=x)
+        except Exception as exc:  # noqa: BLE001 - no C compiler, an unsupported op or platform
+            if self.fwd is self.net:
+                raise
+            self.log(f"torch.compile failed ({type(exc).__name__}: "
+                     f"{str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ''}); "
+                     f"running eagerly")
+            self.fwd = self.net
+            return self.net(y, self.op, sym=sym, s=x)
 
     def end_epoch(self, seconds, steps_before, lr):
         """Validate, record, pick the best checkpoint, write the log."""

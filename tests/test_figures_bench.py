@@ -39,7 +39,8 @@ def test_fig6_and_psnr_vs_ratio_render(tmp_path):
 @pytest.mark.slow
 def test_bench_runs_at_tiny_size(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "train_throughput",
-                        functools.partial(bench.train_throughput, steps=2, batch=8))
+                        functools.partial(bench.train_throughput, steps=2, batch=8, rounds=2,
+                                          variants=["fp32", "fp32, batch 32"]))
     monkeypatch.setattr(bench, "peak_gflops", functools.partial(bench.peak_gflops, n=256))
     real_images = bench._images
     monkeypatch.setattr(bench, "_images", lambda *a: (real_images(*a)[0][:2], "skimage"))
@@ -48,6 +49,7 @@ def test_bench_runs_at_tiny_size(tmp_path, monkeypatch):
                          log=lambda *a: None)
     md = (tmp_path / "bench.md").read_text()
     assert "min-norm" in md and (tmp_path / "bench.csv").is_file()
+    assert "- fp32, batch 32: " in md and "x fp32)" in md
     assert set(df.method) == {"min-norm"} and (df.seconds > 0).all()
 
 

@@ -500,3 +500,31 @@ def test_plateau_reads_log_rows_and_config_checks_the_rule():
     for bad in (dict(stop_gain=-1.0), dict(stop_gain=float("inf")), dict(stop_epochs=0)):
         with pytest.raises(CSBenchError, match="stop_"):
             TrainConfig(method="ista-net", ratio=0.25, **bad).check()
+
+
+def test_compiled_training_matches_eager(tmp_path, blocks):
+    eager = train(_cfg(tmp_path, "eager", phases=1, nf=4, epochs=1), trainset=blocks,
+                  progress=False, log=_quiet)
+    comp = train(_cfg(tmp_path, "comp", phases=1, nf=4, epochs=1, compile=True), trainset=blocks,
+                 progress=False, log=_quiet)
+    assert wt.read_meta(comp["weights"])["compiled"] is True
+    assert not wt.read_meta(eager["weights"])["compiled"]
+    assert comp["best"]["val_psnr"] == pytest.approx(eager["best"]["val_psnr"], abs=0.01)
+
+
+def test_a_network_that_fails_to_compile_trains_eagerly(tmp_path, blocks, monkeypatch):
+    def broken(net):
+        def call(*a, **k):
+            raise RuntimeError("no C compiler here")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    said = []
+    res = train(_cfg(tmp_path, "fallback", phases=1, nf=4, epochs=1, compile=True),
+                trainset=blocks, progress=False, log=said.append)
+    ref = train(_cfg(tmp_path, "plain", phases=1, nf=4, epochs=1), trainset=blocks,
+                progress=False, log=_quiet)
+    assert any("torch.compile failed (RuntimeError: no C compiler here)" in m for m in said)
+    assert not wt.read_meta(res["weights"])["compiled"]
+    a, b = _weights(res["weights"]), _weights(ref["weights"])
+    assert all(torch.equal(a[k], b[k]) for k in a)

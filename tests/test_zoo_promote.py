@@ -123,7 +123,8 @@ def test_train_zoo_installs_a_finished_run_only_if_it_beats_the_shipped(
     seen = {}
 
     def fake_train(cfg, resume=False, install=True, **kw):
-        seen.update(init=cfg.init, epoch_blocks=cfg.epoch_blocks, install=install)
+        seen.update(init=cfg.init, epoch_blocks=cfg.epoch_blocks, install=install,
+                    compile=cfg.compile, stop=(cfg.stop_gain, cfg.stop_epochs))
         run = tmp_path / "zoo_runs" / NAME
         wt.save(run / "best.safetensors", {"net.w": torch.full((2,), val)}, _meta(val))
         return {"status": "done", "weights": None}
@@ -132,6 +133,7 @@ def test_train_zoo_installs_a_finished_run_only_if_it_beats_the_shipped(
     said = []
     assert zoo.train_zoo(only=[NAME], root=str(tmp_path), log=said.append) == 0
     # the campaign: from scratch with the study's start, short epochs, installed by the zoo
-    assert seen == {"init": zoo.CPU_INIT, "epoch_blocks": zoo.CAMPAIGN_BLOCKS, "install": False}
+    assert seen == {"init": zoo.CPU_INIT, "epoch_blocks": zoo.CAMPAIGN_BLOCKS, "install": False,
+                    "compile": zoo.CAMPAIGN_COMPILE, "stop": (zoo.STOP_GAIN, zoo.STOP_EPOCHS)}
     assert (zoo.shipped(NAME)["val_psnr"] == val) is installed
     assert ("shipped weights are kept" in said[-1]) is not installed
