@@ -56,11 +56,14 @@ def set_rng_state(tensors, info):
     random.setstate((v, tuple(state), g))
 
 
-def save(path, net, opt, state, perm=None):
-    """Write model, optimizer, RNG states, ``perm`` and the JSON ``state`` to ``path``."""
+def save(path, net, opt, state, perm=None, ema=None):
+    """Write model, optimizer, RNG states, ``perm``, the weight average ``ema`` (a module
+    like ``net``) and the JSON ``state`` to ``path``."""
     from safetensors.torch import save_file
 
     tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
     osd = opt.state_dict()
     for i, st in osd["state"].items():
         for k, v in st.items():
@@ -88,10 +91,11 @@ def read_state(path):
                            f"({type(exc).__name__})") from None
 
 
-def load(path, net, opt):
-    """Restore ``net``, ``opt`` and the RNG states from ``path``; returns (state, perm)."""
+def load(path, net, opt, ema=None):
+    """Restore ``net``, ``opt``, the RNG states and, given ``ema``, the weight average from
+    ``path``; returns (state, perm)."""
     try:
-        return _load(path, net, opt)
+        return _load(path, net, opt, ema)
     except CSBenchError:
         raise
     except Exception as exc:  # noqa: BLE001 - missing entries, wrong shapes: a damaged file
@@ -101,14 +105,16 @@ def load(path, net, opt):
                            f"start again with --force") from None
 
 
-def _load(path, net, opt):
+def _load(path, net, opt, ema=None):
     from safetensors.torch import load_file
 
     state = read_state(path)
     tensors = load_file(str(path), device="cpu")
-    net_sd = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     device = next(net.parameters()).device
-    net.load_state_dict({k: v.to(device) for k, v in net_sd.items()})
+    for prefix, module in (("net.", net), ("ema.", ema)):
+        if module is not None:
+            module.load_state_dict({k[len(prefix):]: v.to(device) for k, v in tensors.items()
+                                    if k.startswith(prefix)})
     opt_state = {}
     for k, v in tensors.items():
         if k.startswith("opt."):

@@ -47,6 +47,9 @@ def add_commands(subparsers):
     p.add_argument("--theta-init", type=float, metavar="THETA",
                    help="every phase's starting threshold (unrolled nets; default 0.01, the "
                         "paper's); 0 with the identity start makes the untrained net give x(0)")
+    p.add_argument("--ema", type=float, metavar="DECAY",
+                   help="validate and install an exponential moving average of the weights "
+                        "with this decay per step (e.g. 0.999) instead of the weights")
     p.add_argument("--sda-output", choices=["linear", "sigmoid"], help="SDA output activation")
     p.add_argument("--epochs", type=int)
     p.add_argument("--stop-gain", type=float, metavar="DB",
@@ -132,7 +135,7 @@ def add_commands(subparsers):
 DEFAULT_PROFILE = "cpu"
 
 _CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
-             "sym_input": "sym_input", "theta_init": "theta_init", "sda_output": "out_act",
+             "sym_input": "sym_input", "theta_init": "theta_init", "ema": "ema", "sda_output": "out_act",
              "epochs": "epochs", "lr": "lr",
              "batch": "batch", "mu_lr": "mu_lr", "schedule": "schedule", "seed": "seed", "precision": "precision",
              "device": "device", "phi_path": "phi_path", "init_from": "init_from",
@@ -166,6 +169,9 @@ def check_train_args(args):
         if v is not None and not (math.isfinite(v) and (v > 0 if positive else v >= 0)):
             raise CSBenchError(f"--{opt.replace('_', '-')} {v}: give a finite number "
                                + ("> 0" if positive else ">= 0"))
+    ema = getattr(args, "ema", None)
+    if ema is not None and not 0 < ema < 1:
+        raise CSBenchError(f"--ema {ema}: give a decay between 0 and 1 (e.g. 0.999)")
     name = getattr(args, "name", None)
     if name is not None:
         check_name(name)

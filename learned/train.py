@@ -63,7 +63,7 @@ from .trainset import Recipe
 
 #: fields a resumed run must share with its checkpoint (``init_from`` only matters at the
 #: start: a resumed run keeps the record of the warm start its checkpoint made)
-FIXED = ("method", "ratio", "phases", "nf", "gamma", "init", "theta_init", "loss", "sym_input",
+FIXED = ("method", "ratio", "phases", "nf", "gamma", "init", "theta_init", "ema", "loss", "sym_input",
          "out_act", "mu_init", "mu_lr", "lr", "batch", "schedule", "seed", "recipe", "phi_seed", "phi_path", "epoch_blocks")
 
 
@@ -83,6 +83,8 @@ class TrainConfig:
     mu_lr: float = None  # FISTA-Net mu's own Adam learning rate (None: lr), on lr's schedule
     init: str = "xavier"  # unrolled nets: "xavier" (the paper) or "identity" (nets.identity_init)
     theta_init: float = None  # unrolled nets: every phase's starting threshold (None: 0.01)
+    ema: float = None  # decay of an exponential moving average of the weights, which is then
+    # what is validated and installed (None: the weights themselves)
     validate_start: bool = False  # validate the fresh network as "epoch 0" (always on a warm start)
     epochs: int = 300
     lr: float = 1e-3
@@ -158,6 +160,8 @@ class TrainConfig:
                                "number >= 0")
         if int(self.stop_epochs) < 1:
             raise CSBenchError("stop_epochs (the stop rule's window) must be >= 1")
+        if self.ema is not None and not 0 < self.ema < 1:
+            raise CSBenchError("ema (the weight average's decay per step) must be between 0 and 1")
         if self.schedule not in SCHEDULES:
             raise CSBenchError(f"unknown schedule '{self.schedule}'; valid: {', '.join(SCHEDULES)}")
         for k in ("phases", "nf", "batch") + (("epoch_blocks",) if self.epoch_blocks is not None
@@ -272,6 +276,16 @@ def run_end(history, cfg):
         return why
     done = max((int(float(r["epoch"])) for r in history), default=0)
     return f"budget: all {cfg.epochs} epochs" if done >= cfg.epochs else None
+
+
+def ema_decay(decay, step):
+    """The average's decay at optimizer step ``step`` (1-based): ``decay``, held lower early
+    on, (1 + step) / (10 + step), so the average soon forgets the starting weights.
+
+    >>> round(ema_decay(0.999, 1), 4), round(ema_decay(0.999, 10_000), 4)
+    (0.1818, 0.999)
+    """
+    return min(decay, (1 + step) / (10 + step))
 
 
 def git_commit():
@@ -524,6 +538,11 @@ class _Run:
             self.log(f"warm start from '{source}' ({rec['copied']} tensors copied)")
         net.to(self.device).train()
         self.net = net
+        self.ema = None
+        if cfg.ema is not None:  # starts as the weights; the checkpoint's on resume
+            import copy
+
+            self.ema = copy.deepcopy(net).eval().requires_grad_(False)
         self.opt = torch.optim.Adam(param_groups(net, cfg), lr=cfg.lr)
         self.fwd = net
         if cfg.compile:
@@ -532,7 +551,7 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - no compiler, unsupported platform
                 self.log(f"torch.compile unavailable ({type(exc).__name__}); running eagerly")
         if self.resume:
-            state, perm_t = ckpt.load(self.ckpt_path, net, self.opt)
+            state, perm_t = ckpt.load(self.ckpt_path, net, self.opt, ema=self.ema)
             self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
             self.global_step, self.history = state["global_step"], state["history"]
             self.best, self.acc, self.wall_before = state["best"], state["acc"], \
@@ -573,18 +592,22 @@ class _Run:
                          "val_images_held_out": list(data.val_names)},
             "device": self.device, "device_name": _device_name(self.device),
             "precision": self.precision, "threads": torch.get_num_threads(),
-            "compiled": self.fwd is not self.net,
+            "compiled": self.fwd is not self.net, "ema": cfg.ema,
             "torch": torch.__version__, "git_commit": git_commit(),
             "init_from": self.init_record, "source": "cs-bench train",
         }
 
     def weight_tensors(self):
-        t = {f"net.{k}": v.float() for k, v in self.net.state_dict().items()}
+        t = {f"net.{k}": v.float() for k, v in self.eval_net().state_dict().items()}
         if self.Qinit_np is not None:
             t["Qinit"] = self.Q_t
         if self.phi_info["kind"] == "stored":
             t["Phi"] = torch.tensor(self.Phi_np, dtype=torch.float64)
         return t
+
+    def eval_net(self):
+        """What is validated and installed: the weight average when there is one."""
+        return self.ema if self.ema is not None else self.net
 
     def save_ckpt(self):
         st = {"config": self.cfg.to_dict(), "epoch": self.epoch,
@@ -592,7 +615,7 @@ class _Run:
               "history": self.history, "best": self.best, "acc": self.acc,
               "wall_seconds": self.wall_seconds(), "cpu_seconds": self.cpu_seconds(),
               "init_from_record": self.init_record}
-        ckpt.save(self.ckpt_path, self.net, self.opt, st, perm=self.perm)
+        ckpt.save(self.ckpt_path, self.net, self.opt, st, perm=self.perm, ema=self.ema)
 
     def record_best(self, psnr, row):
         self.best = {"val_psnr": psnr, "epoch": row["epoch"], "train_loss": row["train_loss"]}
@@ -606,7 +629,7 @@ class _Run:
         """The start itself (a warm start, or ``validate_start``) is a candidate for the best
         checkpoint, so a fine-tune never installs something worse than where it started
         (and epochs=0 installs a warm start as is, e.g. a trained net with a new Qinit)."""
-        psnr0 = val_psnr(self.net, self.op, self.data.val, self.device)
+        psnr0 = val_psnr(self.eval_net(), self.op, self.data.val, self.device)
         row0 = {"epoch": 0, "steps": 0, "lr": 0.0, "train_loss": None, "train_mse": None,
                 "train_sym": None, "val_psnr": psnr0, "seconds": 0.0, "blocks_per_s": 0.0,
                 "cpu_seconds": self.cpu_seconds()}
@@ -641,6 +664,11 @@ class _Run:
         self.opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         self.opt.step()
+        if self.ema is not None:
+            d = ema_decay(self.cfg.ema, self.global_step + 1)
+            with torch.no_grad():
+                torch._foreach_lerp_(list(self.ema.parameters()), list(self.net.parameters()),
+                                     1 - d)
         b, a = x.shape[0], self.acc
         self.acc = [a[0] + float(terms["loss"].detach()) * b, a[1] + float(terms["mse"].detach()) * b,
                     a[2] + float(terms["sym"].detach()) * b, a[3] + b]
@@ -666,7 +694,7 @@ class _Run:
     def end_epoch(self, seconds, steps_before, lr):
         """Validate, record, pick the best checkpoint, write the log."""
         cfg = self.cfg
-        psnr = val_psnr(self.net, self.op, self.data.val, self.device)
+        psnr = val_psnr(self.eval_net(), self.op, self.data.val, self.device)
         if not math.isfinite(psnr) and psnr != float("inf"):
             self.log(f"epoch {self.epoch + 1}: validation PSNR is {psnr} (diverged?)")
             psnr = -float("inf")

@@ -39,6 +39,9 @@ STRATEGIES = {
                              "phase input (the authors' code: ~1.3x the steps per CPU-second)",
                              {"lr": 1e-3, "schedule": "constant", "init": "identity",
                               "sym_input": "phase_input"}),
+    "identity-ema": ("identity-start phases, Adam 1e-3 constant, validating the weights' "
+                     "moving average (decay 0.999 per step)",
+                     {"lr": 1e-3, "schedule": "constant", "init": "identity", "ema": 0.999}),
     "identity-theta0": ("identity-start phases with threshold 0 (step 0 gives x(0) = Qinit y), "
                         "Adam 1e-3 constant",
                         {"lr": 1e-3, "schedule": "constant", "init": "identity", "theta_init": 0.0}),

@@ -729,6 +729,8 @@ def _probe_cases(f):
                                       ["--theta-init -0.5: give a finite number >= 0"]),
         "train-stop-gain-negative": (tiny_train + ["--stop-gain", "-1"], {}, 2,
                                      ["--stop-gain -1.0: give a finite number >= 0"]),
+        "train-ema-one": (tiny_train + ["--ema", "1"], {}, 2,
+                          ["--ema 1.0: give a decay between 0 and 1"]),
         "train-stop-epochs-zero": (tiny_train + ["--stop-epochs", "0"], {}, 2,
                                    ["--stop-epochs 0: give an integer >= 1"]),
         "train-name-too-long": (tiny_train + ["--name", "n" * 300], {}, 2,

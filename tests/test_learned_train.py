@@ -528,3 +528,23 @@ def test_a_network_that_fails_to_compile_trains_eagerly(tmp_path, blocks, monkey
     assert not wt.read_meta(res["weights"])["compiled"]
     a, b = _weights(res["weights"]), _weights(ref["weights"])
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ema_is_validated_installed_and_resumed_exactly(tmp_path, blocks):
+    from cs_bench.learned import checkpoint as ckpt
+
+    from safetensors.torch import load_file
+
+    whole = train(_cfg(tmp_path, "ema-whole", ema=0.9, epochs=1), trainset=blocks,
+                  progress=False, log=_quiet)
+    pieces = _run_to_end(_cfg(tmp_path, "ema-pieces", ema=0.9, epochs=1), blocks, [3])
+    a, b = _weights(whole["weights"]), _weights(pieces["weights"])
+    assert all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    assert wt.read_meta(whole["weights"])["ema"] == 0.9
+    # the installed weights are the average, not the last weights of the run
+    state = load_file(str(tmp_path / "runs" / "ema-whole" / "checkpoint.safetensors"))
+    assert all(torch.equal(state[f"ema.{k[4:]}"], a[k]) for k in a if k.startswith("net."))
+    assert any(not torch.equal(state[k], a[k]) for k in a if k.startswith("net."))
+    assert ckpt.read_state(tmp_path / "runs" / "ema-whole" / "checkpoint.safetensors")
+    with pytest.raises(CSBenchError, match="ema"):
+        TrainConfig(method="ista-net", ratio=0.25, ema=1.0).check()
