@@ -19,7 +19,7 @@ from cs_bench.errors import CSBenchError
 
 from . import weights as wt
 from .spec import ARCH_OF
-from .options import DEVICES, PRECISIONS, PROFILES, SCHEDULES
+from .options import DEVICES, INITS, PRECISIONS, PROFILES, SCHEDULES
 from .trainset import Recipe
 
 
@@ -44,6 +44,9 @@ def add_commands(subparsers):
     p.add_argument("--sym-input", choices=["block", "phase_input"],
                    help="symmetry term on the training block (paper, default) or on each "
                         "phase's input (authors' code)")
+    p.add_argument("--init", choices=INITS,
+                   help="start of the unrolled networks: xavier (the paper) or identity (every "
+                        "phase the identity map); default from the profile")
     p.add_argument("--theta-init", type=float, metavar="THETA",
                    help="every phase's starting threshold (unrolled nets; default 0.01, the "
                         "paper's); 0 with the identity start makes the untrained net give x(0)")
@@ -57,11 +60,12 @@ def add_commands(subparsers):
                         "validation of the last --stop-epochs epochs beats the earlier best by "
                         "less than DB (default: train every epoch)")
     p.add_argument("--stop-epochs", type=int, metavar="N", help="the stop rule's window (default 3)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    p.add_argument("--lr", type=float, help="Adam (peak) learning rate (default from the profile)")
     p.add_argument("--mu-lr", type=float, help="FISTA-Net: the momentum mu's own learning rate "
                    "(default: --lr), on the same schedule")
     p.add_argument("--batch", type=int, help="batch size (default 64)")
-    p.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule")
+    p.add_argument("--schedule", choices=SCHEDULES,
+                   help="learning-rate schedule (default from the profile)")
     p.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
     p.add_argument("--precision", choices=PRECISIONS, help="fp32, bf16 (autocast) or auto")
     p.add_argument("--device", choices=DEVICES, help="auto (default), cpu or cuda")
@@ -135,7 +139,7 @@ def add_commands(subparsers):
 DEFAULT_PROFILE = "cpu"
 
 _CFG_ARGS = {"phases": "phases", "nf": "nf", "gamma": "gamma", "loss": "loss",
-             "sym_input": "sym_input", "theta_init": "theta_init", "ema": "ema", "sda_output": "out_act",
+             "sym_input": "sym_input", "init": "init", "theta_init": "theta_init", "ema": "ema", "sda_output": "out_act",
              "epochs": "epochs", "lr": "lr",
              "batch": "batch", "mu_lr": "mu_lr", "schedule": "schedule", "seed": "seed", "precision": "precision",
              "device": "device", "phi_path": "phi_path", "init_from": "init_from",

@@ -344,6 +344,3 @@ def identity_init(net):
             layer.G1[0, 0, 1, 1], layer.G1[1, 1, 1, 1] = 1.0, 1.0
             layer.G2[0, 0, 1, 1], layer.G2[0, 1, 1, 1] = 1.0, -1.0
     return net
-
-
-INITS = ("xavier", "identity")

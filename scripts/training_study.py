@@ -25,7 +25,9 @@ RUNS = ROOT / "zoo_runs"
 OUT = ROOT / "results"
 
 EPOCH_BLOCKS = 12800  # 200 steps of 64: validated every ~7 CPU-minutes
-EPOCHS = 11  # 140,800 blocks (1.6 passes over T91), ~2 CPU-hours at one thread
+EPOCHS = 11  # 140,800 blocks (1.6 passes over T91), 0.6-2.3 CPU-hours at one thread
+#: equal-step comparison points: half the budget and the whole (2,200 steps)
+STEP_MARKS = (EPOCHS * EPOCH_BLOCKS // 64 // 2, EPOCHS * EPOCH_BLOCKS // 64)
 
 #: strategy -> (what it is, TrainConfig fields beyond the common ones)
 STRATEGIES = {
@@ -49,6 +51,13 @@ STRATEGIES = {
                           {"lr": 2e-3, "schedule": "onecycle", "init": "identity"}),
     "identity-cosine": ("identity-start phases, cosine from 1e-3",
                         {"lr": 1e-3, "schedule": "cosine", "init": "identity"}),
+    "identity-onecycle-1e-3": ("identity-start phases, one-cycle to 1e-3 (the peak halved)",
+                               {"lr": 1e-3, "schedule": "onecycle", "init": "identity"}),
+    "identity-onecycle-4e-3": ("identity-start phases, one-cycle to 4e-3 (the peak doubled)",
+                               {"lr": 4e-3, "schedule": "onecycle", "init": "identity"}),
+    "xavier-onecycle": ("the paper's Xavier start, one-cycle to 2e-3 (the schedule without "
+                        "the identity start)",
+                        {"lr": 2e-3, "schedule": "onecycle", "init": "xavier"}),
 }
 
 
@@ -112,6 +121,22 @@ def _at(rows, hours):
     return max(float(r["val_psnr"]) for r in rows if float(r["cpu_seconds"]) <= hours * 3600)
 
 
+def _at_step(rows, steps):
+    """Best validation PSNR within the first ``steps`` training steps (None if shorter)."""
+    if not rows or int(rows[-1]["steps"]) < steps:
+        return None
+    return max(float(r["val_psnr"]) for r in rows if int(r["steps"]) <= steps)
+
+
+def _cpu_per_step(rows):
+    """Median CPU-seconds per training step over the run's epochs."""
+    import statistics
+
+    d = [(float(b["cpu_seconds"]) - float(a["cpu_seconds"])) / (int(b["steps"]) - int(a["steps"]))
+         for a, b in zip(rows, rows[1:]) if int(b["steps"]) > int(a["steps"])]
+    return statistics.median(d) if d else None
+
+
 def _status(strategy, rows):
     """done; unfinished with a checkpoint (resumes); or stopped without one (starts again)."""
     epoch = int(rows[-1]["epoch"])
@@ -173,31 +198,42 @@ def report():
              f"{EPOCHS} short epochs (paper and identity: 16) of {EPOCH_BLOCKS:,} random T91 "
              "blocks; PSNR on the 2,048 "
              "held-out T91 validation blocks (never Set11). CPU-hours are the process's CPU time "
-             "(`time.process_time`), so runs sharing the machine compare fairly. "
+             "(`time.process_time`). CPU-seconds per step differ between runs made in different "
+             "sessions (the CPU and what shared it were not the same: see the CPU-s/step column), "
+             "so the fair comparison is at an equal number of steps: the 'steps' columns. "
              "Made by `scripts/training_study.py report`.", "",
-             "| strategy | what | step 0 (dB) | 0.5 h | 1 h | 2 h | best (dB) | CPU-h run | status |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+             f"| strategy | what | step 0 (dB) | {STEP_MARKS[0]:,} steps | {STEP_MARKS[1]:,} steps "
+             "| 0.5 h | 1 h | 2 h | best (dB) | CPU-s/step | CPU-h run | status |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    fig, (ax_s, ax) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for s, (what, _) in STRATEGIES.items():
         rows = read_log(s)
         if not rows:
-            lines.append(f"| {s} | {what} | | | | | | 0 | not run |")
+            lines.append(f"| {s} | {what} | | | | | | | | | 0 | not run |")
             continue
         h = [float(r["cpu_seconds"]) / 3600 for r in rows]
         v = [float(r["val_psnr"]) for r in rows]
         ax.plot(h, v, marker=".", label=s)
+        ax_s.plot([int(r["steps"]) for r in rows], v, marker=".", label=s)
         step0 = next((f"{float(r['val_psnr']):.2f}" for r in rows if r["epoch"] == "0"), "")
-        cells = [_at(rows, t) for t in (0.5, 1, 2)]
+        cells = [_at_step(rows, n) for n in STEP_MARKS] + [_at(rows, t) for t in (0.5, 1, 2)]
+        per = _cpu_per_step(rows)
         lines.append(f"| {s} | {what} | {step0} | " + " | ".join(
             "" if c is None else f"{c:.2f}" for c in cells)
-            + f" | {max(v):.2f} | {h[-1]:.2f} | {_status(s, rows)} |")
-    lines += ["", "Cells: best validation PSNR reached within that many CPU-hours (empty: the run "
-              "has not reached it yet).", ""] + _references()
-    ax.set_xlabel("CPU-hours (one thread)")
-    ax.set_ylabel("T91 validation PSNR (dB)")
-    ax.set_title("ISTA-Net 0.25 training strategies")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+            + f" | {max(v):.2f} | {'' if per is None else f'{per:.2f}'} | {h[-1]:.2f} | "
+            f"{_status(s, rows)} |")
+    lines += ["", "Cells: best validation PSNR reached within that many training steps (batch 64) "
+              "or CPU-hours (empty: the run has not reached it yet).", ""] + _references()
+    ax_s.set_xlabel("training steps (batch 64)")
+    ax_s.set_ylabel("T91 validation PSNR (dB)")
+    ax_s.set_title("ISTA-Net 0.25 training strategies, per step")
+    ax.set_xlabel("CPU-hours (one thread; the CPU differs between sessions)")
+    ax.set_title("per CPU-hour")
+    ax_s.set_xlim(0, STEP_MARKS[1] * 1.05)
+    ax_s.set_ylim(19, None)
+    for a in (ax_s, ax):
+        a.grid(alpha=0.3)
+    ax_s.legend(fontsize=7)
     fig.tight_layout()
     OUT.mkdir(exist_ok=True)
     atomic_write(OUT / "training_study.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))

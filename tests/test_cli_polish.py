@@ -137,3 +137,20 @@ def test_markdown_summary_counts_failures_and_one_image():
     assert [c.strip() for c in a.strip("|").split("|")][3:6] == ["1", "1", "20.00"]
     assert [c.strip() for c in b.strip("|").split("|")][3:6] == ["0", "1", "-"]
     assert "Failures:" in text
+
+
+def test_train_takes_the_start_from_the_profile_or_init():
+    pytest.importorskip("torch")
+    from cs_bench.errors import CSBenchError
+    from cs_bench.learned.cli import config_from_args
+    from cs_bench.learned.train import TrainConfig
+
+    p = build_parser()
+    base = ["train", "ista-net", "--ratio", "0.25"]
+    assert config_from_args(p.parse_args(base)).init == "identity"  # the cpu profile's
+    assert config_from_args(p.parse_args(base + ["--profile", "paper"])).init == "xavier"
+    assert config_from_args(p.parse_args(base + ["--init", "xavier"])).init == "xavier"
+    with pytest.raises(SystemExit):
+        p.parse_args(base + ["--init", "zeros"])
+    with pytest.raises(CSBenchError, match="unknown init 'zeros'; valid: xavier, identity"):
+        TrainConfig(method="ista-net", ratio=0.25, init="zeros").check()

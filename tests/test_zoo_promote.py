@@ -137,3 +137,65 @@ def test_train_zoo_installs_a_finished_run_only_if_it_beats_the_shipped(
                     "compile": zoo.CAMPAIGN_COMPILE, "stop": (zoo.STOP_GAIN, zoo.STOP_EPOCHS)}
     assert (zoo.shipped(NAME)["val_psnr"] == val) is installed
     assert ("shipped weights are kept" in said[-1]) is not installed
+
+
+DERIVED = "ista-net_r0.1_np9_nf32"  # grows from NAME (Qinit solved for 0.1)
+
+
+def _derived(package, source_sha):
+    meta = {**_meta(21.0), "ratio": 0.1, "init_from": {"name": NAME, "sha256": source_sha}}
+    wt.install({"net.w": torch.zeros(2)}, meta, DERIVED, folder=package)
+
+
+def test_a_model_whose_warm_start_improved_trains_again(tmp_path, package):
+    e = zoo.entry(DERIVED)
+    now = wt.sha256(package / f"{NAME}.safetensors")
+    run = tmp_path / "zoo_runs" / DERIVED
+    _derived(package, now)
+    assert zoo.stale_start(e, "cpu", zoo.shipped(DERIVED), run) == ""
+    _derived(package, "an earlier sha")
+    assert zoo.stale_start(e, "cpu", zoo.shipped(DERIVED), run) == NAME
+    # a run already made from the current source is not stale (it ran and did not beat)
+    run.mkdir(parents=True)
+    wt.save(run / "best.safetensors", {"net.w": torch.zeros(2)},
+            {**_meta(20.0), "ratio": 0.1, "init_from": {"name": NAME, "sha256": now}})
+    assert zoo.stale_start(e, "cpu", zoo.shipped(DERIVED), run) == ""
+    # a model trained from scratch has no warm start to fall behind
+    assert zoo.stale_start(zoo.entry(NAME), "cpu", zoo.shipped(NAME), run) == ""
+
+
+def test_train_zoo_restarts_a_stale_run_from_the_current_source(tmp_path, package, monkeypatch):
+    import cs_bench.learned.train as tr
+
+    _derived(package, "an earlier sha")
+    run = tmp_path / "zoo_runs" / DERIVED
+    run.mkdir(parents=True)
+    (run / "log.csv").write_text("epoch,val_psnr\n1,21.0\n")  # the old run: finished
+    (run / "checkpoint.safetensors").write_bytes(b"old")
+    seen = {}
+
+    def fake_train(cfg, resume=False, install=True, **kw):
+        seen.update(resume=resume, init_from=cfg.init_from, init=cfg.init, log=(run / "log.csv").exists())
+        meta = {**_meta(22.0), "ratio": 0.1,
+                "init_from": {"name": NAME, "sha256": wt.sha256(package / f"{NAME}.safetensors")}}
+        wt.save(run / "best.safetensors", {"net.w": torch.ones(2)}, meta)
+        return {"status": "done", "weights": None}
+
+    monkeypatch.setattr(tr, "train", fake_train)
+    said = []
+    assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
+    assert seen == {"resume": False, "init_from": NAME, "init": "xavier", "log": False}
+    assert any("has improved since" in m for m in said)
+    assert zoo.shipped(DERIVED)["val_psnr"] == 22.0
+    # installed: now made from the current source, so nothing is stale any more
+    assert zoo.stale_start(zoo.entry(DERIVED), "cpu", zoo.shipped(DERIVED), run) == ""
+
+
+def test_the_campaign_keeps_its_schedule_and_the_cpu_profile_is_the_study_winner():
+    from cs_bench.learned.options import PROFILES
+
+    assert zoo.schedule_of(zoo.entry(NAME), "cpu") == zoo.CAMPAIGN_SCHEDULE
+    assert zoo.schedule_of(zoo.entry(NAME), "paper") == ("constant", 1e-3)
+    cpu = PROFILES["cpu"]
+    assert (cpu["init"], cpu["schedule"], cpu["lr"]) == ("identity", "onecycle", 2e-3)
+    assert zoo.schedule_of(zoo.entry(DERIVED), "cpu") == ("onecycle", zoo.FINETUNE_LR)

@@ -120,7 +120,7 @@ CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced":
               "ista-net_r0.5_np9_nf32": 1, "ista-net_r0.6_np9_nf32": 1}
 
 
-#: learning rate of a warm-started fine-tune (cosine from here). With the profile's 1e-3 and a
+#: peak learning rate of a warm-started fine-tune (on the profile's schedule). With the profile's 1e-3 and a
 #: fresh Adam state, a trained model is thrown far off first: FISTA-Net 0.25 from ISTA-Net
 #: 0.25 (end loss 0.0017) ran at 0.054 after 180 steps, ISTA-Net 0.1 from 0.25 at 0.20.
 #: 1e-4 is the authors' released learning rate.
@@ -152,6 +152,10 @@ CPU_INIT = "identity"
 #: CPU-second on one thread; a compile failure falls back to eager), worth its ~30 s of
 #: compiling per process only in runs of hours.
 CAMPAIGN_COMPILE = True
+#: The campaign's (schedule, peak learning rate): cosine from 1e-3 over its CAMPAIGN epochs,
+#: fixed when it began (a resumed run keeps its schedule). The cpu profile's one-cycle, the
+#: training study's winner at 11 short epochs, came later.
+CAMPAIGN_SCHEDULE = ("cosine", 1e-3)
 
 #: The stop rule of every zoo run (``learned.train.plateau``): a model ends when its schedule
 #: has decayed and its best T91 validation of the last STOP_EPOCHS epochs beats the best
@@ -166,6 +170,8 @@ def schedule_of(e, profile):
     profile's, or a warm-started fine-tune's rate (FINETUNE_LR)."""
     from ..learned.options import PROFILES
 
+    if profile == "cpu" and e.name in CAMPAIGN:
+        return CAMPAIGN_SCHEDULE
     p = PROFILES[profile]
     lr = FINETUNE_LR_OF.get(e.name, FINETUNE_LR) if init_for(e, profile) else p["lr"]
     return p["schedule"], lr
@@ -283,6 +289,39 @@ def is_done(e, profile, meta, run_log=()):
     return seen >= _blocks(epochs, per, whole) or finished
 
 
+def stale_start(e, profile, meta, run_dir):
+    """The warm start of zoo entry ``e`` when it has changed since the shipped weights
+    (``meta``) and the run in ``run_dir`` grew from it, else ''.
+
+    The zoo installs better models under the same names, so a model derived from another
+    (ISTA-Net at another ratio, FISTA-Net 0.1, every Tier 2 ablation) falls behind its
+    source when the source improves; such a model trains again from the current source and
+    is installed only if it then validates higher (:func:`promote`).
+    """
+    from pathlib import Path
+
+    from ..learned import weights as wt
+
+    src = init_for(e, profile)
+    made = ((meta or {}).get("init_from") or {}).get("sha256")
+    if not src or not made or not shipped(src):
+        return ""
+    now = wt.sha256(wt.package_dir() / (src + wt.SUFFIX))
+    if made == now:
+        return ""
+    best = Path(run_dir) / "best.safetensors"
+    run = (wt.read_meta(best).get("init_from") or {}).get("sha256") if best.is_file() else None
+    return "" if run == now else src
+
+
+def _restart(run_dir):
+    """Clear a run's checkpoint, best epoch and log (committed runs keep theirs in git)."""
+    from pathlib import Path
+
+    for f in ("checkpoint.safetensors", "best.safetensors", "log.csv"):
+        (Path(run_dir) / f).unlink(missing_ok=True)
+
+
 def _run_log(run_dir):
     import csv
     from pathlib import Path
@@ -316,7 +355,8 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         epochs = epochs_for(e, profile)
         run_dir = f"{root}/{RUNS}/{e.name}"
         meta = shipped(e.name)
-        if is_done(e, profile, meta, _run_log(run_dir)):
+        stale = stale_start(e, profile, meta, run_dir)
+        if not stale and is_done(e, profile, meta, _run_log(run_dir)):
             log(f"{e.name}: done ({meta['epochs_done'] if meta else 0} epochs shipped)")
             continue
         left = None if time_budget is None else time_budget - (time.perf_counter() - t0)
@@ -328,19 +368,24 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
             log(f"{e.name}: waits for {src} (its warm start); skipped")
             continue
         init = src or None
-        start = {"init": CPU_INIT} if (profile == "cpu" and not init and e.unfolded) else {}
+        # the study's start for a cpu run from scratch; a warm start overwrites any start
+        start = CPU_INIT if (profile == "cpu" and not init and e.unfolded) else "xavier"
         per = epoch_blocks_for(e, profile)
         short = {"epoch_blocks": per, "checkpoint_every": 50} if per else {}
         if not _lock(run_dir):
             log(f"{e.name}: being trained by another process; skipped")
             continue
+        if stale:
+            log(f"{e.name}: its warm start {stale} has improved since; trains again from it")
+            _restart(run_dir)
         cfg = TrainConfig.from_profile(profile, method=e.method, ratio=e.ratio, phases=e.phases,
                                        nf=e.nf, gamma=e.gamma, epochs=epochs, device=device,
                                        name=e.name, out=run_dir, init_from=init, force=True,
+                                       schedule=schedule_of(e, profile)[0],
                                        lr=schedule_of(e, profile)[1], stop_gain=STOP_GAIN,
                                        stop_epochs=STOP_EPOCHS,
                                        compile=CAMPAIGN_COMPILE and profile == "cpu" and e.name in CAMPAIGN,
-                                       time_budget=left, threads=threads, **short, **start)
+                                       init=start, time_budget=left, threads=threads, **short)
         resume = os.path.isfile(f"{run_dir}/checkpoint.safetensors")
         log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
         try:
