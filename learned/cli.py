@@ -19,7 +19,8 @@ from cs_bench.errors import CSBenchError
 
 from . import weights as wt
 from .spec import ARCH_OF
-from .options import DEVICES, INITS, PRECISIONS, PROFILES, SCHEDULES
+from .options import DEVICES, PRECISIONS
+from .profiles import INITS, PROFILES, SCHEDULES
 from .trainset import Recipe
 
 

@@ -60,7 +60,7 @@ from .nets import BlockOperator, identity_init
 from .spec import ARCH_OF, ARCHS, UNROLLED, build, method_for, spec
 from .qinit import qinit
 from .runtime import autocast, resolve_device, resolve_precision, set_threads
-from .options import INITS, PROFILES, SCHEDULES  # noqa: F401 - part of this module's interface
+from .profiles import INITS, PROFILES, SCHEDULES  # noqa: F401 - part of this module's interface
 from .trainset import Recipe
 
 #: fields a resumed run must share with its checkpoint (``init_from`` only matters at the

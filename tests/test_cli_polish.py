@@ -60,7 +60,7 @@ def test_run_and_train_share_one_progress_flag(flag):
 def test_train_profile_defaults_to_cpu():
     pytest.importorskip("torch")
     from cs_bench.learned.cli import config_from_args
-    from cs_bench.learned.options import PROFILES
+    from cs_bench.learned.profiles import PROFILES
 
     p = build_parser()
     cfg = config_from_args(p.parse_args(["train", "ista-net", "--ratio", "0.25"]))

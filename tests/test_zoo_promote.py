@@ -192,7 +192,7 @@ def test_train_zoo_restarts_a_stale_run_from_the_current_source(tmp_path, packag
 
 
 def test_the_campaign_keeps_its_schedule_and_the_cpu_profile_is_the_study_winner():
-    from cs_bench.learned.options import PROFILES
+    from cs_bench.learned.profiles import PROFILES
 
     assert zoo.schedule_of(zoo.entry(NAME), "cpu") == zoo.CAMPAIGN_SCHEDULE
     assert zoo.schedule_of(zoo.entry(NAME), "paper") == ("constant", 1e-3)

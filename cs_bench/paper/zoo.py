@@ -168,7 +168,7 @@ STOP_EPOCHS = 3
 def schedule_of(e, profile):
     """(schedule, peak learning rate) of zoo entry ``e``'s run under ``profile``: the
     profile's, or a warm-started fine-tune's rate (FINETUNE_LR)."""
-    from ..learned.options import PROFILES
+    from ..learned.profiles import PROFILES
 
     if profile == "cpu" and e.name in CAMPAIGN:
         return CAMPAIGN_SCHEDULE
