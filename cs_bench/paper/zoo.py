@@ -120,7 +120,7 @@ CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced":
               "ista-net_r0.5_np9_nf32": 1, "ista-net_r0.6_np9_nf32": 1}
 
 
-#: peak learning rate of a warm-started fine-tune (on the profile's schedule). With the profile's 1e-3 and a
+#: peak learning rate of a warm-started fine-tune (on the profile's schedule). With 1e-3 and a
 #: fresh Adam state, a trained model is thrown far off first: FISTA-Net 0.25 from ISTA-Net
 #: 0.25 (end loss 0.0017) ran at 0.054 after 180 steps, ISTA-Net 0.1 from 0.25 at 0.20.
 #: 1e-4 is the authors' released learning rate.
@@ -306,7 +306,7 @@ def stale_start(e, profile, meta, run_dir):
     made = ((meta or {}).get("init_from") or {}).get("sha256")
     if not src or not made or not shipped(src):
         return ""
-    now = wt.sha256(wt.package_dir() / (src + wt.SUFFIX))
+    now = wt.find(src).sha256
     if made == now:
         return ""
     best = Path(run_dir) / "best.safetensors"
@@ -378,11 +378,11 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         if stale:
             log(f"{e.name}: its warm start {stale} has improved since; trains again from it")
             _restart(run_dir)
+        schedule, lr = schedule_of(e, profile)
         cfg = TrainConfig.from_profile(profile, method=e.method, ratio=e.ratio, phases=e.phases,
                                        nf=e.nf, gamma=e.gamma, epochs=epochs, device=device,
                                        name=e.name, out=run_dir, init_from=init, force=True,
-                                       schedule=schedule_of(e, profile)[0],
-                                       lr=schedule_of(e, profile)[1], stop_gain=STOP_GAIN,
+                                       schedule=schedule, lr=lr, stop_gain=STOP_GAIN,
                                        stop_epochs=STOP_EPOCHS,
                                        compile=CAMPAIGN_COMPILE and profile == "cpu" and e.name in CAMPAIGN,
                                        init=start, time_budget=left, threads=threads, **short)
