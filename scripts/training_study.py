@@ -58,26 +58,66 @@ STRATEGIES = {
     "xavier-onecycle": ("the paper's Xavier start, one-cycle to 2e-3 (the schedule without "
                         "the identity start)",
                         {"lr": 2e-3, "schedule": "onecycle", "init": "xavier"}),
+    "identity-progressive": ("identity-start phases, Adam 1e-3 constant; progressive depth: Np 3 "
+                             "for the first 4 short epochs, then carried to Np 9 (the last phase "
+                             "repeated, learned/carry.py) for the other 7",
+                             {"lr": 1e-3, "schedule": "constant", "init": "identity",
+                              "grow": (3, 4)}),
 }
+#: the training-set recipe (None: the default T91 one)
+RECIPE = None
 
 
 def config(strategy):
     from cs_bench.learned.train import TrainConfig
 
-    _, extra = STRATEGIES[strategy]
+    extra = {k: v for k, v in STRATEGIES[strategy][1].items() if k != "grow"}
+    recipe = {"recipe": RECIPE} if RECIPE is not None else {}
     return TrainConfig(method="ista-net", ratio=0.25, phases=9, nf=32, batch=64, precision="fp32",
                        epochs=EPOCHS, epoch_blocks=EPOCH_BLOCKS, threads=1, seed=0,
                        validate_start=True, profile="study", name=f"study-{strategy}",
-                       out=str(RUNS / f"study-{strategy}"), checkpoint_every=50, **extra)
+                       out=str(RUNS / f"study-{strategy}"), checkpoint_every=50, **recipe,
+                       **extra)
+
+
+def stages(strategy):
+    """The runs of a strategy, in order: its one run, or with ``grow = (Np, epochs)`` first
+    that many epochs at that depth (in ``study-<strategy>/grow``), then the full network
+    carried from the shallow one's best epoch for the rest of the step budget."""
+    from dataclasses import replace
+
+    cfg = config(strategy)
+    grow = STRATEGIES[strategy][1].get("grow")
+    if not grow:
+        return [cfg]
+    phases, epochs = grow
+    first = replace(cfg, phases=phases, epochs=epochs, out=str(Path(cfg.out) / "grow"),
+                    name=f"{cfg.name}-grow")
+    return [first, replace(cfg, epochs=EPOCHS - epochs,
+                           init_from=str(Path(first.out) / "best.safetensors"))]
+
+
+def _log(out):
+    path = Path(out) / "log.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [r for r in csv.DictReader(f) if r.get("cpu_seconds")]
 
 
 def run(strategy):
     from cs_bench.learned.train import train
 
-    cfg = config(strategy)
-    resume = (Path(cfg.out) / "checkpoint.safetensors").is_file()
-    res = train(cfg, resume=resume, progress=False, log=lambda m: print(m, flush=True))
-    print(f"{strategy}: {res['status']}, best val {res['best']['val_psnr']:.2f} dB", flush=True)
+    for cfg in stages(strategy):
+        rows = _log(cfg.out)
+        if rows and int(rows[-1]["epoch"]) >= cfg.epochs:
+            continue
+        resume = (Path(cfg.out) / "checkpoint.safetensors").is_file()
+        res = train(cfg, resume=resume, progress=False, log=lambda m: print(m, flush=True))
+        print(f"{cfg.name}: {res['status']}, best val {res['best']['val_psnr']:.2f} dB",
+              flush=True)
+        if res["status"] != "done":
+            return
 
 
 def finished(strategy):
@@ -107,11 +147,19 @@ def run_all():
 
 
 def read_log(strategy):
-    path = RUNS / f"study-{strategy}" / "log.csv"
-    if not path.is_file():
-        return []
-    with open(path) as f:
-        return [r for r in csv.DictReader(f) if r.get("cpu_seconds")]
+    """The strategy's log rows; a staged strategy's stages joined into one run (a later
+    stage's epochs, steps and CPU-seconds continue the earlier stage's)."""
+    rows, done = [], {"epoch": 0, "steps": 0, "cpu_seconds": 0.0}
+    for cfg in stages(strategy):
+        own = _log(cfg.out)
+        rows += [{**r, "epoch": str(int(r["epoch"]) + done["epoch"]),
+                  "steps": str(int(r["steps"]) + done["steps"]),
+                  "cpu_seconds": str(float(r["cpu_seconds"]) + done["cpu_seconds"])} for r in own]
+        if not own or int(own[-1]["epoch"]) < cfg.epochs:
+            break
+        done = {"epoch": int(rows[-1]["epoch"]), "steps": int(rows[-1]["steps"]),
+                "cpu_seconds": float(rows[-1]["cpu_seconds"])}
+    return rows
 
 
 def _at(rows, hours):
@@ -142,7 +190,7 @@ def _status(strategy, rows):
     epoch = int(rows[-1]["epoch"])
     if epoch >= EPOCHS:
         return "done"
-    if (RUNS / f"study-{strategy}" / "checkpoint.safetensors").is_file():
+    if any((Path(c.out) / "checkpoint.safetensors").is_file() for c in stages(strategy)):
         return f"epoch {epoch} of {EPOCHS}, resumes"
     return f"stopped at epoch {epoch} of {EPOCHS} (no checkpoint: starts again)"
 
