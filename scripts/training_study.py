@@ -63,6 +63,10 @@ STRATEGIES = {
                              "repeated, learned/carry.py) for the other 7",
                              {"lr": 1e-3, "schedule": "constant", "init": "identity",
                               "grow": (3, 4)}),
+    "identity-onecycle-bf16": ("identity-start phases, one-cycle to 2e-3, bfloat16 autocast "
+                               "(results/bench.md times it against fp32 on this CPU)",
+                               {"lr": 2e-3, "schedule": "onecycle", "init": "identity",
+                                "precision": "bf16"}),
 }
 #: the training-set recipe (None: the default T91 one)
 RECIPE = None
@@ -73,11 +77,11 @@ def config(strategy):
 
     extra = {k: v for k, v in STRATEGIES[strategy][1].items() if k != "grow"}
     recipe = {"recipe": RECIPE} if RECIPE is not None else {}
-    return TrainConfig(method="ista-net", ratio=0.25, phases=9, nf=32, batch=64, precision="fp32",
-                       epochs=EPOCHS, epoch_blocks=EPOCH_BLOCKS, threads=1, seed=0,
-                       validate_start=True, profile="study", name=f"study-{strategy}",
-                       out=str(RUNS / f"study-{strategy}"), checkpoint_every=50, **recipe,
-                       **extra)
+    common = dict(method="ista-net", ratio=0.25, phases=9, nf=32, batch=64, precision="fp32",
+                  epochs=EPOCHS, epoch_blocks=EPOCH_BLOCKS, threads=1, seed=0,
+                  validate_start=True, profile="study", name=f"study-{strategy}",
+                  out=str(RUNS / f"study-{strategy}"), checkpoint_every=50, **recipe)
+    return TrainConfig(**{**common, **extra})
 
 
 def stages(strategy):
