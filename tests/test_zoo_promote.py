@@ -189,6 +189,12 @@ def test_train_zoo_restarts_a_stale_run_from_the_current_source(tmp_path, packag
     assert zoo.shipped(DERIVED)["val_psnr"] == 22.0
     # installed: now made from the current source, so nothing is stale any more
     assert zoo.stale_start(zoo.entry(DERIVED), "cpu", zoo.shipped(DERIVED), run) == ""
+    # a regrown run that did not beat the shipped model is not stale in a fresh checkout either
+    # (its weights files stay behind; the committed start.json names the source it began from)
+    _derived(package, "an earlier sha")
+    (run / "best.safetensors").unlink()
+    assert (run / zoo.START).is_file()
+    assert zoo.stale_start(zoo.entry(DERIVED), "cpu", zoo.shipped(DERIVED), run) == ""
 
 
 def test_the_campaign_keeps_its_schedule_and_the_cpu_profile_is_the_study_winner():

@@ -298,8 +298,6 @@ def stale_start(e, profile, meta, run_dir):
     source when the source improves; such a model trains again from the current source and
     is installed only if it then validates higher (:func:`promote`).
     """
-    from pathlib import Path
-
     from ..learned import weights as wt
 
     src = init_for(e, profile)
@@ -309,17 +307,47 @@ def stale_start(e, profile, meta, run_dir):
     now = wt.find(src).sha256
     if made == now:
         return ""
-    best = Path(run_dir) / "best.safetensors"
-    run = (wt.read_meta(best).get("init_from") or {}).get("sha256") if best.is_file() else None
-    return "" if run == now else src
+    return "" if _run_source(run_dir) == now else src
+
+
+#: the sha256 of the warm start a zoo run began from, a small committed file: a run's weights
+#: files stay on the machine that trained it, and without it a regrown run that did not beat
+#: the shipped model would look stale again in every fresh checkout
+START = "start.json"
+
+
+def _run_source(run_dir):
+    """The sha256 of the warm start the run in ``run_dir`` began from (None: unknown)."""
+    import json
+    from pathlib import Path
+
+    from ..learned import weights as wt
+
+    run = Path(run_dir)
+    if (run / START).is_file():
+        return json.loads((run / START).read_text()).get("sha256")
+    best = run / "best.safetensors"
+    return (wt.read_meta(best).get("init_from") or {}).get("sha256") if best.is_file() else None
 
 
 def _restart(run_dir):
     """Clear a run's checkpoint, best epoch and log (committed runs keep theirs in git)."""
     from pathlib import Path
 
-    for f in ("checkpoint.safetensors", "best.safetensors", "log.csv"):
+    for f in ("checkpoint.safetensors", "best.safetensors", "log.csv", START):
         (Path(run_dir) / f).unlink(missing_ok=True)
+
+
+def _record_start(run_dir, src):
+    import json
+    from pathlib import Path
+
+    from ..files import atomic_write_text
+    from ..learned import weights as wt
+
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(run_dir) / START,
+                      json.dumps({"init_from": src, "sha256": wt.find(src).sha256}) + "\n")
 
 
 def _run_log(run_dir):
@@ -387,6 +415,8 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
                                        compile=CAMPAIGN_COMPILE and profile == "cpu" and e.name in CAMPAIGN,
                                        init=start, time_budget=left, threads=threads, **short)
         resume = os.path.isfile(f"{run_dir}/checkpoint.safetensors")
+        if init and not resume:
+            _record_start(run_dir, init)
         log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
         try:
             result = train(cfg, resume=resume, install=False)
