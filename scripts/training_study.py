@@ -51,13 +51,6 @@ STRATEGIES = {
                           {"lr": 2e-3, "schedule": "onecycle", "init": "identity"}),
     "identity-cosine": ("identity-start phases, cosine from 1e-3",
                         {"lr": 1e-3, "schedule": "cosine", "init": "identity"}),
-    "identity-onecycle-1e-3": ("identity-start phases, one-cycle to 1e-3 (the peak halved)",
-                               {"lr": 1e-3, "schedule": "onecycle", "init": "identity"}),
-    "identity-onecycle-4e-3": ("identity-start phases, one-cycle to 4e-3 (the peak doubled)",
-                               {"lr": 4e-3, "schedule": "onecycle", "init": "identity"}),
-    "xavier-onecycle": ("the paper's Xavier start, one-cycle to 2e-3 (the schedule without "
-                        "the identity start)",
-                        {"lr": 2e-3, "schedule": "onecycle", "init": "xavier"}),
     "identity-progressive": ("identity-start phases, Adam 1e-3 constant; progressive depth: Np 3 "
                              "for the first 4 short epochs, then carried to Np 9 (the last phase "
                              "repeated, learned/carry.py) for the other 7",
@@ -67,6 +60,13 @@ STRATEGIES = {
                                "(results/bench.md times it against fp32 on this CPU)",
                                {"lr": 2e-3, "schedule": "onecycle", "init": "identity",
                                 "precision": "bf16"}),
+    "identity-onecycle-1e-3": ("identity-start phases, one-cycle to 1e-3 (the peak halved)",
+                               {"lr": 1e-3, "schedule": "onecycle", "init": "identity"}),
+    "identity-onecycle-4e-3": ("identity-start phases, one-cycle to 4e-3 (the peak doubled)",
+                               {"lr": 4e-3, "schedule": "onecycle", "init": "identity"}),
+    "xavier-onecycle": ("the paper's Xavier start, one-cycle to 2e-3 (the schedule without "
+                        "the identity start)",
+                        {"lr": 2e-3, "schedule": "onecycle", "init": "xavier"}),
 }
 #: the training-set recipe (None: the default T91 one)
 RECIPE = None
