@@ -16,7 +16,6 @@ unfinished), so the study continues across sessions.
 """
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -102,19 +101,21 @@ def stages(strategy):
 
 
 def _log(out):
-    path = Path(out) / "log.csv"
-    if not path.is_file():
-        return []
-    with open(path) as f:
-        return [r for r in csv.DictReader(f) if r.get("cpu_seconds")]
+    """A run's log rows that record CPU time (the zoo's reader of log.csv)."""
+    from cs_bench.paper.zoo import _run_log
+
+    return [r for r in _run_log(out) if r.get("cpu_seconds")]
+
+
+def _stage_done(cfg, rows):
+    return bool(rows) and int(rows[-1]["epoch"]) >= cfg.epochs
 
 
 def run(strategy):
     from cs_bench.learned.train import train
 
     for cfg in stages(strategy):
-        rows = _log(cfg.out)
-        if rows and int(rows[-1]["epoch"]) >= cfg.epochs:
+        if _stage_done(cfg, _log(cfg.out)):
             continue
         resume = (Path(cfg.out) / "checkpoint.safetensors").is_file()
         res = train(cfg, resume=resume, progress=False, log=lambda m: print(m, flush=True))
@@ -159,7 +160,7 @@ def read_log(strategy):
         rows += [{**r, "epoch": str(int(r["epoch"]) + done["epoch"]),
                   "steps": str(int(r["steps"]) + done["steps"]),
                   "cpu_seconds": str(float(r["cpu_seconds"]) + done["cpu_seconds"])} for r in own]
-        if not own or int(own[-1]["epoch"]) < cfg.epochs:
+        if not _stage_done(cfg, own):
             break
         done = {"epoch": int(rows[-1]["epoch"]), "steps": int(rows[-1]["steps"]),
                 "cpu_seconds": float(rows[-1]["cpu_seconds"])}
