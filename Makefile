@@ -81,16 +81,19 @@ bench: install
 	$(BIN)/cs-bench bench
 
 # Two workers, one per core, each taking the next unfinished and unlocked run: the first
-# works through the training study (scripts/training_study.py, issue 16) and then the Tier 1
-# zoo, the second the Tier 1 zoo (the campaign: ISTA-Net and FISTA-Net 0.25 from scratch, then
-# the rest) and then the study. The zoo goes on to Tier 2, whose models grow from ISTA-Net 0.25
-# and train again when it improves. Everything resumes where it stopped; run it as
-# `nohup nice -n 19 make train > train.log 2>&1 &`.
+# runs the training study's strategies that bear on the cost of a step (scripts/
+# training_study.py, issue 16), then the Tier 1 zoo, then the rest of the study; the second
+# the Tier 1 zoo (the campaign: ISTA-Net and FISTA-Net 0.25 from scratch, their
+# continuations, then the rest) and then the study. The zoo goes on to Tier 2, whose models
+# grow from ISTA-Net 0.25 and train again when it improves. Everything resumes where it
+# stopped; run it as `nohup nice -n 19 make train > train.log 2>&1 &`.
 STUDY := $(BIN)/python scripts/training_study.py run-all
-ZOO   := $(BIN)/cs-bench train-zoo --tier 1 --profile cpu --threads 1 && \
-         $(BIN)/cs-bench train-zoo --tier 2 --profile cpu --threads 1
+STUDY_FIRST := $(STUDY) identity-progressive identity-onecycle-bf16
+TIER1 := $(BIN)/cs-bench train-zoo --tier 1 --profile cpu --threads 1
+TIER2 := $(BIN)/cs-bench train-zoo --tier 2 --profile cpu --threads 1
 train: install
-	( $(STUDY) && $(ZOO) ) & sleep 5; ( $(ZOO) && $(STUDY) ) & wait
+	( $(STUDY_FIRST) && $(TIER1) && $(STUDY) && $(TIER2) ) & sleep 5; \
+	( $(TIER1) && $(TIER2) && $(STUDY) ) & wait
 
 train-tier2: install
 	$(BIN)/cs-bench train-zoo --tier 2 --profile cpu

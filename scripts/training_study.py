@@ -130,12 +130,13 @@ def finished(strategy):
     return bool(rows) and int(rows[-1]["epoch"]) >= EPOCHS
 
 
-def run_all():
-    """Train the unfinished strategies in order, skipping any another process holds (so two
-    of these, one per core, share the study); returns when none is left."""
+def run_all(only=()):
+    """Train the unfinished strategies in order (``only``: just these, in this order),
+    skipping any another process holds (so two of these, one per core, share the study);
+    returns when none is left."""
     from cs_bench.paper.zoo import _lock, _unlock
 
-    for s in STRATEGIES:
+    for s in only or STRATEGIES:
         d = RUNS / f"study-{s}"
         if finished(s):
             continue
@@ -300,7 +301,10 @@ def main(argv=None):
     sub.add_parser("list", help="the strategies")
     r = sub.add_parser("run", help="train (or resume) one strategy")
     r.add_argument("strategy", choices=list(STRATEGIES))
-    sub.add_parser("run-all", help="train every unfinished strategy not taken by another process")
+    ra = sub.add_parser("run-all", help="train every unfinished strategy not taken by another "
+                        "process")
+    ra.add_argument("only", nargs="*", metavar="strategy",
+                    help="just these strategies, in this order (see list)")
     sub.add_parser("report", help="write results/training_study.md and .png")
     a = ap.parse_args(argv)
     if a.cmd == "list":
@@ -309,7 +313,10 @@ def main(argv=None):
     elif a.cmd == "run":
         run(a.strategy)
     elif a.cmd == "run-all":
-        run_all()
+        bad = [s for s in a.only if s not in STRATEGIES]
+        if bad:
+            ap.error(f"unknown strategy '{bad[0]}'; valid: {', '.join(STRATEGIES)}")
+        run_all(a.only)
     else:
         report()
 

@@ -2,6 +2,7 @@
 higher on the same T91 blocks (the zoo never regresses)."""
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -182,6 +183,7 @@ def test_train_zoo_restarts_a_stale_run_from_the_current_source(tmp_path, packag
         return {"status": "done", "weights": None}
 
     monkeypatch.setattr(tr, "train", fake_train)
+    monkeypatch.setattr(zoo, "CONTINUE", {})
     said = []
     assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
     assert seen == {"resume": False, "init_from": NAME, "init": "xavier", "log": False}
@@ -205,3 +207,42 @@ def test_the_campaign_keeps_its_schedule_and_the_cpu_profile_is_the_study_winner
     cpu = PROFILES["cpu"]
     assert (cpu["init"], cpu["schedule"], cpu["lr"]) == ("identity", "onecycle", 2e-3)
     assert zoo.schedule_of(zoo.entry(DERIVED), "cpu") == ("onecycle", zoo.FINETUNE_LR)
+
+
+def test_an_ended_model_trains_on_in_a_continuation_installed_only_if_higher(
+        tmp_path, package, monkeypatch):
+    """A continuation warm-starts from the shipped model itself, in ``<name>.2``; once it
+    is installed the model still counts as grown from its first warm start (no regrow)."""
+    import cs_bench.learned.train as tr
+
+    now = wt.sha256(package / f"{NAME}.safetensors")
+    _derived(package, now)
+    main = tmp_path / "zoo_runs" / DERIVED
+    main.mkdir(parents=True)
+    (main / "log.csv").write_text("epoch,val_psnr\n1,21.0\n")  # its one epoch: ended
+    more = zoo.Continuation(4, ("onecycle", 3e-4))
+    monkeypatch.setattr(zoo, "CONTINUE", {DERIVED: more})
+    runs = []
+
+    def fake_train(cfg, resume=False, install=True, **kw):
+        runs.append(cfg)
+        me = {"name": DERIVED, "sha256": wt.sha256(package / f"{DERIVED}.safetensors")}
+        wt.save(Path(cfg.out) / "best.safetensors", {"net.w": torch.ones(2)},
+                {**_meta(21.5), "ratio": 0.1, "init_from": me})
+        (Path(cfg.out) / "log.csv").write_text("epoch,val_psnr\n4,21.5\n")
+        return {"status": "done", "weights": None}
+
+    monkeypatch.setattr(tr, "train", fake_train)
+    said = []
+    assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
+    (cfg,) = runs
+    assert cfg.out == str(main) + zoo.CONTINUED and cfg.init_from == DERIVED
+    assert (cfg.epochs, cfg.schedule, cfg.lr, cfg.epoch_blocks) == (
+        4, "onecycle", 3e-4, zoo.CAMPAIGN_BLOCKS)
+    meta = zoo.shipped(DERIVED)
+    assert meta["val_psnr"] == 21.5 and meta["promoted_from"] == DERIVED + zoo.CONTINUED
+    assert meta["first_init_from"]["name"] == NAME
+    assert zoo.stale_start(zoo.entry(DERIVED), "cpu", meta, main) == ""
+    # ended: the next call trains nothing
+    assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
+    assert len(runs) == 1 and "continuation ended" in said[-1]

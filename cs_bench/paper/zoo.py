@@ -116,7 +116,7 @@ BUDGET = {("cpu", 1): 10, ("cpu", 2): 1, ("paper", 1): 300, ("paper", 2): 300}
 #: model's per-epoch validation is in its training log (zoo_runs/<name>/log.csv).
 CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced": 5, "sda": 100,
               "ista-net_r0.25_np9_nf32": 3, "ista-net_r0.1_np9_nf32": 1,
-              "ista-net_r0.3_np9_nf32": 1, "ista-net_r0.4_np9_nf32": 1,
+              "ista-net_r0.2_np9_nf32": 1, "ista-net_r0.3_np9_nf32": 1, "ista-net_r0.4_np9_nf32": 1,
               "ista-net_r0.5_np9_nf32": 1, "ista-net_r0.6_np9_nf32": 1}
 
 
@@ -126,7 +126,7 @@ CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced":
 #: 1e-4 is the authors' released learning rate.
 FINETUNE_LR = 1e-4
 #: warm-started fine-tunes whose learning rate differs from FINETUNE_LR (see CPU_EPOCHS)
-FINETUNE_LR_OF = {f"ista-net_r{r}_np9_nf32": 3e-4 for r in ("0.3", "0.4", "0.5", "0.6")}
+FINETUNE_LR_OF = {f"ista-net_r{r}_np9_nf32": 3e-4 for r in ("0.2", "0.3", "0.4", "0.5", "0.6")}
 
 #: Tier 2 under the cpu profile: every ablation model (Table 1, Table 3, Fig. 6) starts from
 #: the Tier 1 ISTA-Net 0.25 (TIER2_BASE) carried to its Np and Nf (``learned/carry.py``: a
@@ -156,6 +156,25 @@ CAMPAIGN_COMPILE = True
 #: fixed when it began (a resumed run keeps its schedule). The cpu profile's one-cycle, the
 #: training study's winner at 11 short epochs, came later.
 CAMPAIGN_SCHEDULE = ("cosine", 1e-3)
+
+#: Continuations: a zoo model whose run has ended (by its budget or the stop rule, its
+#: schedule decayed) trains on in a second run, ``zoo_runs/<name>.2``, warm-started from its
+#: shipped weights with a fresh schedule (a warm restart, as in Loshchilov & Hutter's SGDR),
+#: in short epochs of CAMPAIGN_BLOCKS, with the same stop rule. Its best epoch is installed
+#: only if it validates higher. The headline ISTA-Net 0.25 ended its campaign still gaining
+#: about 0.1 dB per 3 epochs before the decay (results/learning_curves.md); the one-cycle
+#: starts at peak / 25 so a fresh Adam state does not throw the trained network off.
+@dataclass(frozen=True)
+class Continuation:
+    epochs: int
+    schedule: tuple  # (schedule, peak learning rate)
+    precision: str = "fp32"
+
+
+CONTINUE = {"ista-net_r0.25_np9_nf32": Continuation(40, ("onecycle", 3e-4)),
+            "ista-net_r0.1_np9_nf32": Continuation(16, ("onecycle", 3e-4))}
+#: the run folder suffix of a continuation
+CONTINUED = ".2"
 
 #: The stop rule of every zoo run (``learned.train.plateau``): a model ends when its schedule
 #: has decayed and its best T91 validation of the last STOP_EPOCHS epochs beats the best
@@ -189,8 +208,8 @@ def epochs_for(e, profile):
 
     >>> epochs_for(entry("ista-net_r0.25_np9_nf32"), "cpu"), epochs_for(entry("sda_r0.1"), "cpu")
     (56, 100)
-    >>> epochs_for(entry("ista-net_r0.2_np9_nf32"), "cpu")  # the 0.25 net, Qinit for 0.2
-    0
+    >>> epochs_for(entry("ista-net_r0.2_np9_nf32"), "cpu")  # from the 0.25 net, Qinit for 0.2
+    1
     >>> epochs_for(entry("ista-net_r0.25_np9_nf32"), "paper")
     300
     """
@@ -301,13 +320,20 @@ def stale_start(e, profile, meta, run_dir):
     from ..learned import weights as wt
 
     src = init_for(e, profile)
-    made = ((meta or {}).get("init_from") or {}).get("sha256")
+    made = (lineage(meta or {}) or {}).get("sha256")
     if not src or not made or not shipped(src):
         return ""
     now = wt.find(src).sha256
     if made == now:
         return ""
     return "" if _run_source(run_dir) == now else src
+
+
+def lineage(meta):
+    """The warm start a shipped model grew from, through its continuations: a continued
+    model's own ``init_from`` is an earlier version of itself, so the zoo model it first grew
+    from is recorded beside it as ``first_init_from``."""
+    return meta.get("first_init_from") or meta.get("init_from")
 
 
 #: the sha256 of the warm start a zoo run began from, a small committed file: a run's weights
@@ -367,69 +393,107 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
     folder when it validates higher than the shipped one (:func:`promote`).
 
     Each model trains in ``zoo_runs/<name>/`` with a checkpoint every epoch (and every few
-    hundred steps); a run that finds a checkpoint resumes it. ``time_budget`` (seconds) stops
-    the whole call when spent, resumable.
+    hundred steps); a run that finds a checkpoint resumes it. A model with a continuation
+    (CONTINUE) then trains on in ``zoo_runs/<name>.2``. ``time_budget`` (seconds) stops the
+    whole call when spent, resumable.
     """
+    import time
+
+    t0 = time.perf_counter()
+    for e in ordered(tier):
+        if only and e.name not in only:
+            continue
+        run_dir = f"{root}/{RUNS}/{e.name}"
+        meta = shipped(e.name)
+        stale = stale_start(e, profile, meta, run_dir)
+        if not stale and is_done(e, profile, meta, _run_log(run_dir)):
+            log(f"{e.name}: done ({meta['epochs_done'] if meta else 0} epochs shipped)")
+        else:
+            src = init_for(e, profile)
+            if src and not shipped(src):
+                log(f"{e.name}: waits for {src} (its warm start); skipped")
+                continue
+            # the study's start for a cpu run from scratch; a warm start overwrites any start
+            start = CPU_INIT if (profile == "cpu" and not src and e.unfolded) else "xavier"
+            schedule, lr = schedule_of(e, profile)
+            per = epoch_blocks_for(e, profile)
+            code = _train_run(e, run_dir, log, t0, time_budget, stale=stale, init_from=src or None,
+                              init=start, epochs=epochs_for(e, profile), schedule=schedule,
+                              lr=lr, epoch_blocks=per, profile=profile, device=device,
+                              threads=threads,
+                              compile=CAMPAIGN_COMPILE and profile == "cpu" and e.name in CAMPAIGN)
+            if code is not None:
+                return code
+            meta = shipped(e.name)
+            if not is_done(e, profile, meta, _run_log(run_dir)):
+                continue  # another process trains it; its continuation waits
+        more = CONTINUE.get(e.name) if profile == "cpu" else None
+        if more is None or not meta:
+            continue
+        run2 = run_dir + CONTINUED
+        rows = _run_log(run2)
+        schedule, lr = more.schedule
+        if rows and (int(rows[-1]["epoch"]) >= more.epochs or plateau_of(rows, schedule, lr)):
+            log(f"{e.name}{CONTINUED}: done (continuation ended at epoch {rows[-1]['epoch']})")
+            continue
+        code = _train_run(e, run2, log, t0, time_budget, init_from=e.name, init="xavier",
+                          epochs=more.epochs, schedule=schedule, lr=lr,
+                          epoch_blocks=CAMPAIGN_BLOCKS, profile=profile, device=device,
+                          threads=threads, compile=CAMPAIGN_COMPILE, precision=more.precision)
+        if code is not None:
+            return code
+    return 0
+
+
+def plateau_of(rows, schedule, lr):
+    from ..learned.train import plateau
+
+    return bool(plateau(rows, schedule, lr, STOP_GAIN, STOP_EPOCHS))
+
+
+def _train_run(e, run_dir, log, t0, time_budget, stale="", init_from=None, epoch_blocks=None,
+               profile="cpu", **fields):
+    """Train (or resume) one zoo run in ``run_dir`` and install its best epoch into ``e.name``
+    when it validates higher. Returns an exit code to stop the whole call, None to go on."""
     import os
     import time
 
     from ..errors import CSBenchError
     from ..learned.train import TrainConfig, train
 
-    t0 = time.perf_counter()
-    for e in ordered(tier):
-        if only and e.name not in only:
-            continue
-        epochs = epochs_for(e, profile)
-        run_dir = f"{root}/{RUNS}/{e.name}"
-        meta = shipped(e.name)
-        stale = stale_start(e, profile, meta, run_dir)
-        if not stale and is_done(e, profile, meta, _run_log(run_dir)):
-            log(f"{e.name}: done ({meta['epochs_done'] if meta else 0} epochs shipped)")
-            continue
-        left = None if time_budget is None else time_budget - (time.perf_counter() - t0)
-        if left is not None and left <= 60:
-            log("time budget spent; run again to continue")
-            return 0
-        src = init_for(e, profile)
-        if src and not shipped(src):
-            log(f"{e.name}: waits for {src} (its warm start); skipped")
-            continue
-        init = src or None
-        # the study's start for a cpu run from scratch; a warm start overwrites any start
-        start = CPU_INIT if (profile == "cpu" and not init and e.unfolded) else "xavier"
-        per = epoch_blocks_for(e, profile)
-        short = {"epoch_blocks": per, "checkpoint_every": 50} if per else {}
-        if not _lock(run_dir):
-            log(f"{e.name}: being trained by another process; skipped")
-            continue
+    left = None if time_budget is None else time_budget - (time.perf_counter() - t0)
+    if left is not None and left <= 60:
+        log("time budget spent; run again to continue")
+        return 0
+    label = os.path.basename(run_dir)
+    short = {"epoch_blocks": epoch_blocks, "checkpoint_every": 50} if epoch_blocks else {}
+    if not _lock(run_dir):
+        log(f"{label}: being trained by another process; skipped")
+        return None
+    try:
         if stale:
-            log(f"{e.name}: its warm start {stale} has improved since; trains again from it")
+            log(f"{label}: its warm start {stale} has improved since; trains again from it")
             _restart(run_dir)
-        schedule, lr = schedule_of(e, profile)
         cfg = TrainConfig.from_profile(profile, method=e.method, ratio=e.ratio, phases=e.phases,
-                                       nf=e.nf, gamma=e.gamma, epochs=epochs, device=device,
-                                       name=e.name, out=run_dir, init_from=init, force=True,
-                                       schedule=schedule, lr=lr, stop_gain=STOP_GAIN,
-                                       stop_epochs=STOP_EPOCHS,
-                                       compile=CAMPAIGN_COMPILE and profile == "cpu" and e.name in CAMPAIGN,
-                                       init=start, time_budget=left, threads=threads, **short)
+                                       nf=e.nf, gamma=e.gamma, name=e.name, out=run_dir,
+                                       init_from=init_from, force=True, stop_gain=STOP_GAIN,
+                                       stop_epochs=STOP_EPOCHS, time_budget=left, **short,
+                                       **fields)
         resume = os.path.isfile(f"{run_dir}/checkpoint.safetensors")
-        if init and not resume:
-            _record_start(run_dir, init)
-        log(f"{e.name}: {'resuming' if resume else 'training'} ({epochs} epochs, {profile})")
-        try:
-            result = train(cfg, resume=resume, install=False)
-        finally:
-            _unlock(run_dir)
-        if result["status"] != "done":
-            return 130 if result.get("interrupted") else 0
-        try:
-            log(f"{e.name}: ended by {result.get('ended') or 'its budget'}")
-            promote(run_dir, e.name, log=log)
-        except CSBenchError as exc:
-            log(f"{e.name}: the shipped weights are kept: {exc}")
-    return 0
+        if init_from and not resume:
+            _record_start(run_dir, init_from)
+        log(f"{label}: {'resuming' if resume else 'training'} ({cfg.epochs} epochs, {profile})")
+        result = train(cfg, resume=resume, install=False)
+    finally:
+        _unlock(run_dir)
+    if result["status"] != "done":
+        return 130 if result.get("interrupted") else 0
+    try:
+        log(f"{label}: ended by {result.get('ended') or 'its budget'}")
+        promote(run_dir, e.name, log=log)
+    except CSBenchError as exc:
+        log(f"{e.name}: the shipped weights are kept: {exc}")
+    return None
 
 
 def promote(run_dir, name, log=print):
@@ -473,6 +537,8 @@ def promote(run_dir, name, log=print):
             raise CSBenchError(f"{run} validates at {meta['val_psnr']:.2f} dB, not above the "
                                f"shipped {name} ({old['val_psnr']:.2f} dB); nothing installed")
     extra = {"promoted_from": run.name}
+    if old and (meta.get("init_from") or {}).get("name") == name:  # a continuation
+        extra["first_init_from"] = lineage(old)
     log_rows = _run_log(run)
     if (run / "checkpoint.safetensors").is_file():
         from ..learned.train import TrainConfig, run_end
