@@ -62,6 +62,7 @@ def main():
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     rows = []
     from cs_bench.files import atomic_write, atomic_write_text
+    from cs_bench.paper.zoo import CONTINUED
     from cs_bench.learned.weights import read_metadata
 
     try:
@@ -76,24 +77,32 @@ def main():
         run = meta.get("promoted_from") or name  # the run that made the weights
         ours, paper, release = _set11(tables, method, r)
         rel_val = _release_val(method, r, data)
-        # the installed model's run, then the zoo's own run of that name when it is another one
-        # still training (a checkpoint): its weights are not installed, so it has no Set11 number
-        for this in dict.fromkeys((run, name)):
+        # the installed model's run; when that is a continuation (zoo_runs/<name>.2, from the
+        # first run's best epoch), the first run too; then a run of the model still training
+        # (a checkpoint): its weights are not installed, so it has no Set11 number
+        cont = name + CONTINUED
+        for this in dict.fromkeys((run, name, cont)):
             log = ROOT / "zoo_runs" / this / "log.csv"
             installed = this == run
-            training = (ROOT / "zoo_runs" / this / "checkpoint.safetensors").is_file()
-            if not log.is_file() or not (installed or training):
+            first = this == name and run == cont
+            training = not (installed or first) and (
+                ROOT / "zoo_runs" / this / "checkpoint.safetensors").is_file()
+            if not log.is_file() or not (installed or training or first):
                 continue
             h = pd.read_csv(log)
-            passes = h.steps * 64 / 88_912  # batch 64; short and whole epochs on one axis
+            start = 0
+            if this == cont and (ROOT / "zoo_runs" / name / "log.csv").is_file():
+                h0 = pd.read_csv(ROOT / "zoo_runs" / name / "log.csv")
+                start = int(h0.steps[h0.val_psnr.idxmax()])  # the epoch it continues from
+            passes = (h.steps + start) * 64 / 88_912  # batch 64; short and whole epochs alike
             label = (name if this == name else f"{name} (run {this})") + (
-                "" if installed else " (training, not installed)")
-            line, = ax.plot(passes, h.val_psnr, "o-" if installed else ".--", markersize=3,
-                            label=label)
+                " (first run)" if first else "" if installed else " (training, not installed)")
+            line, = ax.plot(passes, h.val_psnr, "o-" if installed or first else ".--",
+                            markersize=3, label=label)
             if installed and rel_val == rel_val:
                 ax.axhline(rel_val, color=line.get_color(), linestyle=":", linewidth=0.8)
             nan = float("nan")
-            rows.append({"model": name, "run": this if installed else f"{this} (training)",
+            rows.append({"model": name, "run": this if installed or first else f"{this} (training)",
                          "passes over T91": round(float(passes.max()), 2),
                          "T91 val. best (dB)": round(float(h.val_psnr.max()), 2),
                          "T91 val. last (dB)": round(float(h.val_psnr.iloc[-1]), 2),
@@ -102,7 +111,7 @@ def main():
                          "Set11 authors' release": round(release, 2) if installed else nan,
                          "T91 val. authors' release": round(rel_val, 2) if installed else nan,
                          "ended by": (meta.get("ended") or "not recorded") if installed
-                         else "still training"})
+                         else f"continued in {cont}" if first else "still training"})
     ax.set_xlabel("passes over the 88,912 T91 training blocks")
     ax.set_ylabel("T91 validation PSNR (dB)")
     ax.set_title("Zoo training curves (dotted: the authors' released ISTA-Net at that ratio, "
@@ -118,7 +127,9 @@ def main():
             "`learning_curves.png`), and each installed model's Set11 PSNR as `make tables` "
             "measured it, beside the paper and the authors' released model in this harness. "
             "Set11 is measured after the fact and never used to choose anything. Made by "
-            "`scripts/learning_curves.py`. A run marked *training* is a zoo run still in "
+            "`scripts/learning_curves.py`. A run named `<model>.2` is a continuation: the model "
+            "trains on from its first run's best epoch with a fresh one-cycle schedule "
+            "(`cs_bench.paper.zoo.CONTINUE`), drawn from where it starts. A run marked *training* is a zoo run still in "
             "progress: its weights are installed only when its validation beats the shipped "
             "model's, so it has no Set11 number. *Ended by*: the epoch budget, or the stop rule "
             "(`cs_bench.paper.zoo.STOP_GAIN`: less than 0.05 dB gained over the last 3 epochs "
