@@ -164,6 +164,8 @@ CAMPAIGN_SCHEDULE = ("cosine", 1e-3)
 #: only if it validates higher. The headline ISTA-Net 0.25 ended its campaign still gaining
 #: about 0.1 dB per 3 epochs before the decay (results/learning_curves.md); the one-cycle
 #: starts at peak / 25 so a fresh Adam state does not throw the trained network off.
+#: FISTA-Net 0.25 gets the same continuation as ISTA-Net 0.25, so Table 2 stays a comparison
+#: at one schedule and budget.
 @dataclass(frozen=True)
 class Continuation:
     epochs: int
@@ -172,6 +174,7 @@ class Continuation:
 
 
 CONTINUE = {"ista-net_r0.25_np9_nf32": Continuation(40, ("onecycle", 3e-4)),
+            "fista-net_r0.25_np9_nf32": Continuation(40, ("onecycle", 3e-4)),  # the same
             "ista-net_r0.1_np9_nf32": Continuation(16, ("onecycle", 3e-4))}
 #: the run folder suffix of a continuation
 CONTINUED = ".2"
