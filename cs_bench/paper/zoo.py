@@ -299,16 +299,20 @@ def is_done(e, profile, meta, run_log=()):
     """Whether zoo entry ``e`` needs no more training: the shipped weights (``meta``) saw the
     budget's blocks, or its run (``run_log``, the rows of its log.csv) ended, by the budget
     or the stop rule, without beating them."""
-    from ..learned.train import plateau
-
     if not meta:
         return False
     epochs, per = epochs_for(e, profile), epoch_blocks_for(e, profile)
     whole = meta.get("training_blocks")
     seen = _blocks(meta.get("epochs_done", 0), meta.get("epoch_blocks"), whole)
-    finished = bool(run_log) and (int(run_log[-1]["epoch"]) >= epochs > 0 or bool(
-        plateau(run_log, *schedule_of(e, profile), STOP_GAIN, STOP_EPOCHS)))
-    return seen >= _blocks(epochs, per, whole) or finished
+    return seen >= _blocks(epochs, per, whole) or ended(run_log, epochs, *schedule_of(e, profile))
+
+
+def ended(rows, epochs, schedule, lr):
+    """Whether a run with log ``rows`` has ended: its ``epochs`` spent, or the stop rule."""
+    from ..learned.train import plateau
+
+    return bool(rows) and (int(rows[-1]["epoch"]) >= epochs > 0 or bool(
+        plateau(rows, schedule, lr, STOP_GAIN, STOP_EPOCHS)))
 
 
 def stale_start(e, profile, meta, run_dir):
@@ -436,7 +440,7 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         run2 = run_dir + CONTINUED
         rows = _run_log(run2)
         schedule, lr = more.schedule
-        if rows and (int(rows[-1]["epoch"]) >= more.epochs or plateau_of(rows, schedule, lr)):
+        if ended(rows, more.epochs, schedule, lr):
             log(f"{e.name}{CONTINUED}: done (continuation ended at epoch {rows[-1]['epoch']})")
             continue
         code = _train_run(e, run2, log, t0, time_budget, init_from=e.name, init="xavier",
@@ -446,12 +450,6 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
         if code is not None:
             return code
     return 0
-
-
-def plateau_of(rows, schedule, lr):
-    from ..learned.train import plateau
-
-    return bool(plateau(rows, schedule, lr, STOP_GAIN, STOP_EPOCHS))
 
 
 def _train_run(e, run_dir, log, t0, time_budget, stale="", init_from=None, epoch_blocks=None,
