@@ -133,7 +133,7 @@ def finished(strategy):
 def run_all(only=()):
     """Train the unfinished strategies in order (``only``: just these, in this order),
     skipping any another process holds (so two of these, one per core, share the study);
-    returns when none is left."""
+    returns 0 when none is left, 130 when a run was stopped (so `make train` stops too)."""
     from cs_bench.paper.zoo import _lock, _unlock
 
     for s in only or STRATEGIES:
@@ -149,7 +149,8 @@ def run_all(only=()):
         finally:
             _unlock(str(d))
         if not finished(s):  # stopped (signal): leave the rest for the next call
-            return
+            return 130
+    return 0
 
 
 def read_log(strategy):
@@ -316,7 +317,7 @@ def main(argv=None):
         bad = [s for s in a.only if s not in STRATEGIES]
         if bad:
             ap.error(f"unknown strategy '{bad[0]}'; valid: {', '.join(STRATEGIES)}")
-        run_all(a.only)
+        return run_all(a.only)
     else:
         report()
 
