@@ -59,6 +59,11 @@ STRATEGIES = {
                                "(results/bench.md times it against fp32 on this CPU)",
                                {"lr": 2e-3, "schedule": "onecycle", "init": "identity",
                                 "precision": "bf16"}),
+    "identity-progressive-onecycle": ("identity-start phases; progressive depth as above (Np 3 "
+                                      "for 4 short epochs, then carried to Np 9 for 7), each "
+                                      "stage with its own one-cycle to 2e-3",
+                                      {"lr": 2e-3, "schedule": "onecycle", "init": "identity",
+                                       "grow": (3, 4)}),
     "identity-onecycle-1e-3": ("identity-start phases, one-cycle to 1e-3 (the peak halved)",
                                {"lr": 1e-3, "schedule": "onecycle", "init": "identity"}),
     "identity-onecycle-4e-3": ("identity-start phases, one-cycle to 4e-3 (the peak doubled)",
