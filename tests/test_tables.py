@@ -1,3 +1,4 @@
+import pytest
 import pandas as pd
 
 from cs_bench.paper import tables
@@ -229,3 +230,26 @@ def test_ratio_matrix_is_relative_to_the_model_trained_at_the_run_ratio(tmp_path
     assert "22.35 (-0.15)" in md and "| 22.50 " in md  # 0.1 -> 0.25 vs the 0.25 model
     tables.ratio_matrix_figure(df, tmp_path)
     assert (tmp_path / "ratio_matrix.png").stat().st_size > 1000
+
+
+def test_continued_model_states_its_whole_budget(monkeypatch):
+    """A continuation's budget cell adds the budgets of the versions it continues, and
+    names the first version's start, not the continuation's own config."""
+    from cs_bench.learned import weights
+
+    first = {"epochs_done": 43, "epoch_blocks": 12800, "training_blocks": 88912,
+             "wall_seconds": 7200.0, "init": "identity", "earlier": None}
+    meta = {"name": "ista-net_r0.25_np9_nf32", "device": "cpu", "threads": 1,
+            "epochs_done": 26, "epoch_blocks": 12800, "training_blocks": 88912,
+            "wall_seconds": 3600.0, "init": "xavier", "val_psnr": 26.4,
+            "init_from": {"name": "ista-net_r0.25_np9_nf32", "sha256": "old"},
+            "earlier": first}
+    monkeypatch.setattr(weights, "read_metadata", lambda name: meta)
+    monkeypatch.setattr(tables, "_warm_start_text", lambda record: record["name"])
+    b = tables._weights_budget("ista-net_r0.25_np9_nf32")
+    assert b["epochs"] == pytest.approx(26 * 12800 / 88912)
+    assert b["start"] == "identity start"
+    assert b["init_from"] == ("continuing its own earlier version "
+                              f"({69 * 12800 / 88912:.2f} ep, 3.0 h in all)")
+    meta["earlier"] = None
+    assert "does not record" in tables._weights_budget("ista-net_r0.25_np9_nf32")["init_from"]

@@ -242,6 +242,7 @@ def test_an_ended_model_trains_on_in_a_continuation_installed_only_if_higher(
     meta = zoo.shipped(DERIVED)
     assert meta["val_psnr"] == 21.5 and meta["promoted_from"] == DERIVED + zoo.CONTINUED
     assert meta["first_init_from"]["name"] == NAME
+    assert set(meta["earlier"]) == set(zoo.EARLIER_BUDGET)  # the continued version's budget
     assert zoo.stale_start(zoo.entry(DERIVED), "cpu", meta, main) == ""
     # ended: the next call trains nothing
     assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0

@@ -221,6 +221,7 @@ def _weights_budget(name):
     except Exception:
         return None
     init = meta.get("init_from") or ""
+    continued = isinstance(init, dict) and init.get("name") == meta.get("name")
     if isinstance(init, dict):
         init = _warm_start_text(init)
     if str(meta.get("source", "")).startswith("authors' release"):
@@ -235,14 +236,32 @@ def _weights_budget(name):
         device = f"CPU, {n} thread{'s' if n != 1 else ''}" if n else "CPU"
     else:
         device = meta.get("device_name") or dev or None
+    epochs, hours = _passes(meta), (meta.get("wall_seconds") or 0) / 3600
+    start = "identity start" if meta.get("init") == "identity" else None
+    if continued:  # a continuation: its own run, then what the versions before it cost
+        earlier, total, total_h = meta.get("earlier"), epochs, hours
+        while earlier:
+            total = (total or 0) + (_passes(earlier) or 0)
+            total_h += (earlier.get("wall_seconds") or 0) / 3600
+            first, earlier = earlier, earlier.get("earlier")
+        if meta.get("earlier"):
+            start = "identity start" if first.get("init") == "identity" else None
+            init = (f"continuing its own earlier version ({total:.2f} ep, {total_h:.1f} h "
+                    "in all)")
+        else:
+            init = "continuing its own earlier version (whose budget it does not record)"
+    return {"epochs": epochs, "device": device, "hours": hours,
+            "val_psnr": meta.get("val_psnr"), "init_from": init, "start": start}
+
+
+def _passes(meta):
+    """A model's training epochs in passes over its training set (short epochs counted as
+    the fraction of the set they draw)."""
     epochs = meta.get("epochs_done")
     blocks, whole = meta.get("epoch_blocks"), meta.get("training_blocks")
-    if epochs and blocks and whole and blocks < whole:  # short epochs: in whole epochs
+    if epochs and blocks and whole and blocks < whole:
         epochs = epochs * blocks / whole
-    return {"epochs": epochs, "device": device,
-            "hours": (meta.get("wall_seconds") or 0) / 3600,
-            "val_psnr": meta.get("val_psnr"), "init_from": init,
-            "start": "identity start" if meta.get("init") == "identity" else None}
+    return epochs
 
 
 def _warm_start_text(record):
@@ -457,7 +476,10 @@ def _one_budget(e):
     if e.train_hours is None or (isinstance(e.train_hours, float) and np.isnan(e.train_hours)):
         phi = " (its own Phi and Qinit)" if getattr(e, "phi", "") == "release" else ""
         return f"{e.epochs:g} ep, {e.train_device}{phi}"
-    warm = f", warm start {e.init_from}" if e.init_from else ""
+    warm = ""
+    if e.init_from:
+        warm = f", {e.init_from}" if e.init_from.startswith("continuing") else \
+            f", warm start {e.init_from}"
     if isinstance(getattr(e, "start", None), str):
         warm = f", {e.start}" + warm
     ep = f"{e.epochs:g}" if float(e.epochs).is_integer() else f"{e.epochs:.2f}"

@@ -497,6 +497,12 @@ def _train_run(e, run_dir, log, t0, time_budget, stale="", init_from=None, epoch
     return None
 
 
+#: what a continued model keeps of the budget of the version it continues (``earlier``,
+#: nested through repeated continuations), so its tables can state the whole budget
+EARLIER_BUDGET = ("epochs_done", "epoch_blocks", "training_blocks", "wall_seconds",
+                  "cpu_seconds", "init", "earlier")
+
+
 def promote(run_dir, name, log=print):
     """Install the best epoch of a training run as the shipped zoo model ``name`` when it
     validates higher than the shipped one on the same T91 validation blocks.
@@ -540,6 +546,7 @@ def promote(run_dir, name, log=print):
     extra = {"promoted_from": run.name}
     if old and (meta.get("init_from") or {}).get("name") == name:  # a continuation
         extra["first_init_from"] = lineage(old)
+        extra["earlier"] = {k: old.get(k) for k in EARLIER_BUDGET}
     log_rows = _run_log(run)
     if (run / "checkpoint.safetensors").is_file():
         from ..learned.train import TrainConfig, run_end
