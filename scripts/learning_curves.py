@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 MODELS = [("ista-net", 0.25), ("fista-net", 0.25), ("ista-net", 0.1), ("fista-net", 0.1)] + [
-    ("ista-net", r) for r in (0.2, 0.3, 0.4, 0.5, 0.6)]
+    ("ista-net", r) for r in (0.2, 0.3, 0.4, 0.5, 0.6)] + [
+    ("reconnet-enhanced", r) for r in (0.5, 0.6)]  # the Enhanced ReconNet continuations
+LABELS = {"ista-net": "ISTA-Net", "fista-net": "FISTA-Net", "reconnet-enhanced": "Enhanced ReconNet"}
 
 
 def _set11(tables, method, ratio):
     """(ours, paper, release) Set11 PSNR of the Tier 1 row of ``method`` at ``ratio``."""
-    label = {"ista-net": "ISTA-Net", "fista-net": "FISTA-Net"}[method]
+    label = LABELS[method]
     out = [float("nan")] * 3
     for t in tables:
         hit = t[(t.row == label) & ((t.ratio - ratio).abs() < 1e-9)]
@@ -62,7 +64,7 @@ def main():
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     rows = []
     from cs_bench.files import atomic_write, atomic_write_text
-    from cs_bench.paper.zoo import CONTINUED
+    from cs_bench.paper.zoo import CONTINUED, _regrowing, find
     from cs_bench.learned.weights import read_metadata
 
     try:
@@ -72,7 +74,7 @@ def main():
     except Exception:  # noqa: BLE001 - no T91 here: no release reference lines
         data = None
     for method, r in MODELS:
-        name = f"{method}_r{r:g}_np9_nf32"
+        name = find(method, r).name
         meta = read_metadata(name)
         run = meta.get("promoted_from") or name  # the run that made the weights
         ours, paper, release = _set11(tables, method, r)
@@ -81,9 +83,11 @@ def main():
         # first run's best epoch), the first run too; then a run of the model still training
         # (a checkpoint): its weights are not installed, so it has no Set11 number
         cont = name + CONTINUED
+        # a run regrowing the model from an improved warm start did not make the weights
+        regrow = _regrowing(find(method, r), "cpu", meta, ROOT / "zoo_runs" / name)
         for this in dict.fromkeys((run, name, cont)):
             log = ROOT / "zoo_runs" / this / "log.csv"
-            installed = this == run
+            installed = this == run and not (this == name and regrow)
             first = this == name and run == cont
             training = not (installed or first) and (
                 ROOT / "zoo_runs" / this / "checkpoint.safetensors").is_file()
@@ -121,7 +125,8 @@ def main():
     fig.tight_layout()
     atomic_write(ROOT / "results" / "learning_curves.png",
                  lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    text = ("# Learning curves of the Tier 1 ISTA-Net / FISTA-Net models\n\n"
+    text = ("# Learning curves of the Tier 1 ISTA-Net / FISTA-Net models and the continued "
+            "Enhanced ReconNets\n\n"
             "T91 validation PSNR against training blocks seen, from the log of the run that made "
             "each installed model (`zoo_runs/<run>/log.csv`; the curves in "
             "`learning_curves.png`), and each installed model's Set11 PSNR as `make tables` "

@@ -216,6 +216,13 @@ def test_table4_remark_says_which_ratios_are_fine_tuned_from_the_shared_start():
     assert base in text and "0.2 as is" in text and "0.3, 0.4 fine-tuned" in text
     assert "coincide" in tables._ista_ratio_remark(ista.assign(epochs=0.0))
     assert tables._ista_ratio_remark(ista.assign(init_from=[base, None, base])) == ""
+    # 0.5 and 0.6 grow from the 0.4 model, itself grown from 0.25
+    four = "ista-net_r0.4_np9_nf32"
+    chain = pd.DataFrame({"column": ["0.2", "0.4", "0.5", "0.6"], "epochs": [8.0, 32.0, 8.0, 0.0],
+                          "init_from": [base, base, four, four]})
+    text = tables._ista_ratio_remark(chain)
+    assert f"{base} (0.2, 0.4), {four} (0.5, 0.6)" in text
+    assert "0.6 as is" in text and "0.2, 0.4, 0.5 fine-tuned" in text
 
 
 def test_ratio_matrix_is_relative_to_the_model_trained_at_the_run_ratio(tmp_path):
@@ -232,7 +239,7 @@ def test_ratio_matrix_is_relative_to_the_model_trained_at_the_run_ratio(tmp_path
     assert (tmp_path / "ratio_matrix.png").stat().st_size > 1000
 
 
-def test_continued_model_states_its_whole_budget(monkeypatch):
+def test_continued_model_states_its_whole_budget(monkeypatch, tmp_path):
     """A continuation's budget cell adds the budgets of the versions it continues, and
     names the first version's start, not the continuation's own config."""
     from cs_bench.learned import weights
@@ -252,4 +259,15 @@ def test_continued_model_states_its_whole_budget(monkeypatch):
     assert b["init_from"] == ("continuing its own earlier version "
                               f"({69 * 12800 / 88912:.2f} ep, 3.0 h in all)")
     meta["earlier"] = None
+    monkeypatch.chdir(tmp_path)  # no run logs here
     assert "does not record" in tables._weights_budget("ista-net_r0.25_np9_nf32")["init_from"]
+    # weights continued before their metadata kept the earlier budget: the first run's log
+    run = tmp_path / "zoo_runs" / "ista-net_r0.25_np9_nf32"
+    run.mkdir(parents=True)
+    (run / "log.csv").write_text("epoch,steps,val_psnr,seconds\n0,0,20.0,0\n1,200,25.0,1800\n"
+                                 "2,400,26.0,1800\n3,600,25.9,1800\n")
+    b = tables._weights_budget("ista-net_r0.25_np9_nf32")
+    assert b["start"] is None  # the log does not say how the first run started
+    assert b["init_from"] == ("continuing its own earlier version "
+                              f"({(26 * 12800 + 400 * 64) / 88912:.2f} ep, 2.0 h in all; the "
+                              "earlier version's from its run's log)")

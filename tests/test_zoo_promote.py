@@ -2,6 +2,7 @@
 higher on the same T91 blocks (the zoo never regresses)."""
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,13 @@ def _derived(package, source_sha):
     wt.install({"net.w": torch.zeros(2)}, meta, DERIVED, folder=package)
 
 
+def _source_ended(tmp_path):
+    """The run of NAME, the warm start of DERIVED, has spent its epochs."""
+    run = tmp_path / "zoo_runs" / NAME
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "log.csv").write_text(f"epoch,val_psnr\n{zoo.CAMPAIGN[NAME]},24.0\n")
+
+
 def test_a_model_whose_warm_start_improved_trains_again(tmp_path, package):
     e = zoo.entry(DERIVED)
     now = wt.sha256(package / f"{NAME}.safetensors")
@@ -169,6 +177,7 @@ def test_train_zoo_restarts_a_stale_run_from_the_current_source(tmp_path, packag
     import cs_bench.learned.train as tr
 
     _derived(package, "an earlier sha")
+    _source_ended(tmp_path)
     run = tmp_path / "zoo_runs" / DERIVED
     run.mkdir(parents=True)
     (run / "log.csv").write_text("epoch,val_psnr\n1,21.0\n")  # the old run: finished
@@ -217,10 +226,11 @@ def test_an_ended_model_trains_on_in_a_continuation_installed_only_if_higher(
 
     now = wt.sha256(package / f"{NAME}.safetensors")
     _derived(package, now)
+    _source_ended(tmp_path)
     main = tmp_path / "zoo_runs" / DERIVED
     main.mkdir(parents=True)
     (main / "log.csv").write_text("epoch,val_psnr\n1,21.0\n")  # its one epoch: ended
-    more = zoo.Continuation(4, ("onecycle", 3e-4))
+    more = zoo.Plan(4, ("onecycle", 3e-4))
     monkeypatch.setattr(zoo, "CONTINUE", {DERIVED: more})
     runs = []
 
@@ -247,3 +257,81 @@ def test_an_ended_model_trains_on_in_a_continuation_installed_only_if_higher(
     # ended: the next call trains nothing
     assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
     assert len(runs) == 1 and "continuation ended" in said[-1]
+
+
+def test_a_derived_model_waits_while_its_warm_start_trains_on(tmp_path, package, monkeypatch):
+    """A model grown from another waits for that model's continuation to end, so it grows
+    once from the better network instead of twice."""
+    import cs_bench.learned.train as tr
+
+    _derived(package, "an earlier sha")  # stale: its source has improved
+    monkeypatch.setattr(zoo, "CONTINUE", {NAME: zoo.Plan(4, ("onecycle", 3e-4))})
+    runs = []
+
+    def fake_train(cfg, resume=False, install=True, **kw):
+        runs.append(cfg.out)
+        return {"status": "stopped"}
+
+    monkeypatch.setattr(tr, "train", fake_train)
+    said = []
+    # the source's own run has not ended
+    assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
+    assert runs == [] and said == [f"{DERIVED}: waits for {NAME} (its warm start is training); "
+                                   "skipped"]
+    # it has, and its continuation trains on
+    _source_ended(tmp_path)
+    assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
+    assert runs == [] and said[-1] == (f"{DERIVED}: waits for {NAME}{zoo.CONTINUED} (its warm "
+                                       "start is training); skipped")
+    more = tmp_path / "zoo_runs" / (NAME + zoo.CONTINUED)
+    more.mkdir(parents=True)
+    (more / "log.csv").write_text("epoch,val_psnr\n4,24.5\n")  # its continuation has ended
+    assert zoo.train_zoo(only=[DERIVED], root=str(tmp_path), log=said.append) == 0
+    assert runs == [str(tmp_path / "zoo_runs" / DERIVED)]
+
+
+def test_the_zoo_list_says_what_each_model_does_next(tmp_path, package, monkeypatch, capsys):
+    """``cs-bench train-zoo --list``: shipped state and :func:`zoo.next_step` per model."""
+    from cs_bench.cli import main
+
+    _derived(package, "an earlier sha")  # stale, and its source's run has not ended
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-zoo", "--list"]) == 0
+    lines = {ln.split()[2]: ln for ln in capsys.readouterr().out.splitlines()}
+    assert "24.00 dB" in lines[NAME] and "trains in " + NAME + ": 0 epochs done" in lines[NAME]
+    assert lines[DERIVED].endswith(f"waits for {NAME}")
+    assert "not trained" in lines["sda_r0.1"] and "trains in sda_r0.1" in lines["sda_r0.1"]
+    # once the source has ended and DERIVED's run is under way from it, its progress shows
+    _source_ended(tmp_path)
+    monkeypatch.setattr(zoo, "CONTINUE", {})
+    meta = {**_meta(21.0), "ratio": 0.1, "epochs_done": 0,  # shipped as is, its run to come
+            "init_from": {"name": NAME, "sha256": "an earlier sha"}}
+    wt.install({"net.w": torch.zeros(2)}, meta, DERIVED, folder=package, overwrite=True)
+    run = tmp_path / "zoo_runs" / DERIVED
+    run.mkdir(parents=True)
+    now = wt.sha256(package / f"{NAME}.safetensors")
+    (run / zoo.START).write_text(f'{{"init_from": "{NAME}", "sha256": "{now}"}}\n')
+    (run / "log.csv").write_text("epoch,val_psnr\n0,21.0\n")  # its start, validated
+    (run / ".lock").write_text(str(os.getpid()))
+    step = zoo.next_step(zoo.entry(DERIVED), root=str(tmp_path))
+    assert zoo.describe(step) == f"trains in {DERIVED}: 0 epochs done, training now"
+    assert zoo.describe(zoo.next_step(zoo.entry(NAME), root=str(tmp_path))) == "done"
+
+
+def test_an_interrupted_regrow_resumes_though_the_old_weights_spent_their_budget(
+        tmp_path, package, monkeypatch):
+    """The shipped weights made from the earlier source spent the budget; the regrow from the
+    current source, stopped midway, still trains until its own run ends."""
+    _derived(package, "an earlier sha")
+    _source_ended(tmp_path)
+    monkeypatch.setattr(zoo, "CONTINUE", {})
+    run = tmp_path / "zoo_runs" / DERIVED
+    run.mkdir(parents=True)
+    now = wt.sha256(package / f"{NAME}.safetensors")
+    (run / zoo.START).write_text(f'{{"init_from": "{NAME}", "sha256": "{now}"}}\n')
+    (run / "log.csv").write_text("epoch,val_psnr\n0,21.0\n")  # stopped in its first epoch
+    assert zoo.stale_start(zoo.entry(DERIVED), "cpu", zoo.shipped(DERIVED), run) == ""
+    step = zoo.next_step(zoo.entry(DERIVED), root=str(tmp_path))
+    assert (step.action, step.why) == ("trains", "")  # resumes, no restart
+    (run / "log.csv").write_text("epoch,val_psnr\n0,21.0\n1,20.9\n")  # ended, did not beat
+    assert zoo.next_step(zoo.entry(DERIVED), root=str(tmp_path)).action == "done"

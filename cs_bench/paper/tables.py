@@ -239,12 +239,16 @@ def _weights_budget(name):
     epochs, hours = _passes(meta), (meta.get("wall_seconds") or 0) / 3600
     start = "identity start" if meta.get("init") == "identity" else None
     if continued:  # a continuation: its own run, then what the versions before it cost
-        earlier, total, total_h = meta.get("earlier"), epochs, hours
+        logged = not meta.get("earlier") and _earlier_from_log(meta)
+        earlier, total, total_h = meta.get("earlier") or logged, epochs, hours
         while earlier:
             total = (total or 0) + (_passes(earlier) or 0)
             total_h += (earlier.get("wall_seconds") or 0) / 3600
             first, earlier = earlier, earlier.get("earlier")
-        if meta.get("earlier"):
+        if logged:
+            init = (f"continuing its own earlier version ({total:.2f} ep, {total_h:.1f} h "
+                    "in all; the earlier version's from its run's log)")
+        elif meta.get("earlier"):
             start = "identity start" if first.get("init") == "identity" else None
             init = (f"continuing its own earlier version ({total:.2f} ep, {total_h:.1f} h "
                     "in all)")
@@ -252,6 +256,28 @@ def _weights_budget(name):
             init = "continuing its own earlier version (whose budget it does not record)"
     return {"epochs": epochs, "device": device, "hours": hours,
             "val_psnr": meta.get("val_psnr"), "init_from": init, "start": start}
+
+
+def _earlier_from_log(meta):
+    """The budget of the version a continuation continues, for weights installed before
+    their metadata recorded it (``earlier``): the best epoch of that version's run, from its
+    committed log (``zoo_runs/<name>/log.csv``: training steps, wall seconds per epoch), or
+    None where the log is not here."""
+    from .zoo import RUNS
+
+    log = Path(RUNS) / str(meta.get("name")) / "log.csv"
+    whole, batch = meta.get("training_blocks"), meta.get("batch") or 64
+    if not whole or not log.is_file():
+        return None
+    h = pd.read_csv(log)
+    if not {"steps", "seconds", "val_psnr"} <= set(h.columns):
+        return None
+    h = h[h.epoch >= 1]
+    if h.empty:
+        return None
+    best = h.loc[h.val_psnr.idxmax()]
+    return {"epochs_done": int(best.steps) * batch / whole, "training_blocks": whole,
+            "wall_seconds": float(h[h.epoch <= best.epoch].seconds.sum())}
 
 
 def _passes(meta):
@@ -612,24 +638,31 @@ def _narrow_start_text(df):
 
 
 def _ista_ratio_remark(ista):
-    """How the ISTA-Net of each Table 4 ratio was made, when every one starts from one
-    network (the cpu zoo: the 0.25 model with Qinit solved for the ratio)."""
+    """How the ISTA-Net of each Table 4 ratio was made, when every one starts from another
+    trained network (the cpu zoo: the 0.25 model, or the 0.4 model grown from it, with Qinit
+    solved for the ratio)."""
     ista = ista.dropna(subset=["epochs"])
-    if ista.empty or ista.init_from.isna().any() or ista.init_from.nunique() != 1:
+    if ista.empty or ista.init_from.isna().any():
         return ""
-    base = ista.init_from.iloc[0]
     as_is = ista[ista.epochs == 0].column.tolist()
     tuned = ista[ista.epochs > 0].column.tolist()
-    if not tuned:
-        return (f" Here ISTA-Net at every ratio of this table is one network ({base} with Qinit "
-                "solved for the ratio, no fine-tune), so the ISTA-Net and ISTA-Net0.4 rows are "
-                "the same model and coincide.")
-    text = (f" ISTA-Net at every ratio here starts from {base} with Qinit solved for the "
-            "ratio (the paper trains each ratio from scratch): ")
+    bases = list(dict.fromkeys(ista.init_from))
+    if len(bases) == 1 and not tuned:
+        return (f" Here ISTA-Net at every ratio of this table is one network ({bases[0]} with "
+                "Qinit solved for the ratio, no fine-tune), so the ISTA-Net and ISTA-Net0.4 "
+                "rows are the same model and coincide.")
+    if len(bases) == 1:
+        start = f"starts from {bases[0]}"
+    else:
+        start = "starts from " + ", ".join(
+            f"{b} ({', '.join(ista[ista.init_from == b].column)})" for b in bases)
+    text = (f" ISTA-Net at every ratio here {start} with Qinit solved for the ratio (the paper "
+            "trains each ratio from scratch): ")
     parts = []
     if as_is:
         parts.append(f"{', '.join(as_is)} as is")
-    parts.append(f"{', '.join(tuned)} fine-tuned at the ratio (see the budget)")
+    if tuned:
+        parts.append(f"{', '.join(tuned)} fine-tuned at the ratio (see the budget)")
     return text + "; ".join(parts) + ". The ISTA-Net0.4 row is the 0.4 model."
 
 

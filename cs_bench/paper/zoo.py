@@ -47,9 +47,15 @@ class ZooEntry:
 
 
 def _nearest_trained_ratio(r):
-    """ISTA-Net at ratio r warm-starts from the 0.25 model (the paper's ISTA-Net0.4 shows one
-    model's F, G, rho, theta serve every ratio within ~0.3 dB; Qinit is solved anew for r)."""
-    return "" if r == 0.25 else "ista-net_r0.25_np9_nf32"
+    """ISTA-Net at ratio r warm-starts from the nearest of the 0.25 model (trained from
+    scratch) and the 0.4 model (grown from 0.25; FINETUNES), with Qinit solved anew for r.
+    The paper's ISTA-Net0.4 shows one model's F, G, rho, theta serve every ratio within
+    ~0.3 dB, and the authors' released 0.4 model run at 0.2-0.6 confirms it
+    (results/table4.md); a 0.25 model carried upwards loses more (1.4 dB of T91 validation
+    at 0.6 against the released 0.4 model's 0.9 at 0.4 and 0.2 at 0.25)."""
+    if r == 0.25:
+        return ""
+    return "ista-net_r0.4_np9_nf32" if r > 0.4 else "ista-net_r0.25_np9_nf32"
 
 
 #: the network every Tier 2 model starts from under the cpu profile
@@ -108,16 +114,15 @@ def find(method, ratio, tier=1, **kw):
 BUDGET = {("cpu", 1): 10, ("cpu", 2): 1, ("paper", 1): 300, ("paper", 2): 300}
 #: Tier 1 "cpu" epochs per model where they differ from BUDGET. The budget follows what a
 #: 2-core CPU affords (one ISTA-Net epoch is ~30 min of one core in fp32): the from-scratch
-#: headline ISTA-Net 0.25 gets the most; FISTA-Net starts from ISTA-Net with mu = 0 (exact at
-#: step 0) and ISTA-Net at the other ratios from the 0.25 network with Qinit solved for the
-#: ratio, each fine-tuned one epoch (0: installed as is); ReconNet and Enhanced ReconNet train
-#: from scratch (a warm start of their FC layer to another ratio ignores the extra
-#: measurements with nested Phi); SDA, a small fully connected net, gets 100 epochs. Each
-#: model's per-epoch validation is in its training log (zoo_runs/<name>/log.csv).
+#: headline ISTA-Net 0.25 gets the most (CAMPAIGN); FISTA-Net starts from ISTA-Net with
+#: mu = 0 (exact at step 0) and ISTA-Net 0.1 from the 0.25 network with Qinit solved for the
+#: ratio, each fine-tuned one epoch (0: installed as is); ISTA-Net 0.2-0.6 fine-tune in short
+#: epochs (FINETUNES); ReconNet and Enhanced ReconNet train from scratch (a warm start of
+#: their FC layer to another ratio ignores the extra measurements with nested Phi); SDA, a
+#: small fully connected net, gets 100 epochs. Each model's per-epoch validation is in its
+#: training log (zoo_runs/<name>/log.csv).
 CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced": 5, "sda": 100,
-              "ista-net_r0.25_np9_nf32": 3, "ista-net_r0.1_np9_nf32": 1,
-              "ista-net_r0.2_np9_nf32": 1, "ista-net_r0.3_np9_nf32": 1, "ista-net_r0.4_np9_nf32": 1,
-              "ista-net_r0.5_np9_nf32": 1, "ista-net_r0.6_np9_nf32": 1}
+              "ista-net_r0.25_np9_nf32": 3, "ista-net_r0.1_np9_nf32": 1}
 
 
 #: peak learning rate of a warm-started fine-tune (on the profile's schedule). With 1e-3 and a
@@ -125,8 +130,6 @@ CPU_EPOCHS = {"ista-net": 0, "fista-net": 1, "reconnet": 5, "reconnet-enhanced":
 #: 0.25 (end loss 0.0017) ran at 0.054 after 180 steps, ISTA-Net 0.1 from 0.25 at 0.20.
 #: 1e-4 is the authors' released learning rate.
 FINETUNE_LR = 1e-4
-#: warm-started fine-tunes whose learning rate differs from FINETUNE_LR (see CPU_EPOCHS)
-FINETUNE_LR_OF = {f"ista-net_r{r}_np9_nf32": 3e-4 for r in ("0.2", "0.3", "0.4", "0.5", "0.6")}
 
 #: Tier 2 under the cpu profile: every ablation model (Table 1, Table 3, Fig. 6) starts from
 #: the Tier 1 ISTA-Net 0.25 (TIER2_BASE) carried to its Np and Nf (``learned/carry.py``: a
@@ -167,15 +170,29 @@ CAMPAIGN_SCHEDULE = ("cosine", 1e-3)
 #: FISTA-Net 0.25 gets the same continuation as ISTA-Net 0.25, so Table 2 stays a comparison
 #: at one schedule and budget.
 @dataclass(frozen=True)
-class Continuation:
+class Plan:
+    """A zoo run in short epochs of CAMPAIGN_BLOCKS: its epoch budget and schedule."""
+
     epochs: int
     schedule: tuple  # (schedule, peak learning rate)
     precision: str = "fp32"
 
 
-CONTINUE = {"ista-net_r0.25_np9_nf32": Continuation(40, ("onecycle", 3e-4)),
-            "fista-net_r0.25_np9_nf32": Continuation(40, ("onecycle", 3e-4)),  # the same
-            "ista-net_r0.1_np9_nf32": Continuation(16, ("onecycle", 3e-4))}
+CONTINUE = {"ista-net_r0.25_np9_nf32": Plan(40, ("onecycle", 3e-4)),
+            "fista-net_r0.25_np9_nf32": Plan(40, ("onecycle", 3e-4)),  # the same
+            "ista-net_r0.1_np9_nf32": Plan(16, ("onecycle", 3e-4)),
+            # where Enhanced ReconNet lags the paper most (4.2-4.5 dB after its 5 epochs, its
+            # validation still rising): a warm restart at its first run's peak rate
+            **{f"reconnet-enhanced_r{r}": Plan(40, ("onecycle", 1e-3)) for r in ("0.5", "0.6")}}
+
+#: ISTA-Net 0.2-0.6 fine-tune from their warm start (:func:`_nearest_trained_ratio`) in short
+#: epochs with the continuations' one-cycle and the stop rule. The 0.4 model, the start of
+#: 0.5 and 0.6 and the ISTA-Net0.4 row of Table 4, gets the longest run: the 0.25 network
+#: carried to 0.4 validates 0.9 dB under the authors' released 0.4 model (harness Phi) and
+#: 300 steps of fine-tuning gain ~0.1-0.3 dB of it, so the gap is training, not Qinit.
+FINETUNES = {"ista-net_r0.4_np9_nf32": Plan(32, ("onecycle", 3e-4)),
+             **{f"ista-net_r{r}_np9_nf32": Plan(8, ("onecycle", 3e-4))
+                for r in ("0.2", "0.3", "0.5", "0.6")}}
 #: the run folder suffix of a continuation
 CONTINUED = ".2"
 
@@ -194,8 +211,10 @@ def schedule_of(e, profile):
 
     if profile == "cpu" and e.name in CAMPAIGN:
         return CAMPAIGN_SCHEDULE
+    if profile == "cpu" and e.name in FINETUNES:
+        return FINETUNES[e.name].schedule
     p = PROFILES[profile]
-    lr = FINETUNE_LR_OF.get(e.name, FINETUNE_LR) if init_for(e, profile) else p["lr"]
+    lr = FINETUNE_LR if init_for(e, profile) else p["lr"]
     return p["schedule"], lr
 
 
@@ -211,19 +230,24 @@ def epochs_for(e, profile):
 
     >>> epochs_for(entry("ista-net_r0.25_np9_nf32"), "cpu"), epochs_for(entry("sda_r0.1"), "cpu")
     (56, 100)
-    >>> epochs_for(entry("ista-net_r0.2_np9_nf32"), "cpu")  # from the 0.25 net, Qinit for 0.2
+    >>> epochs_for(entry("ista-net_r0.1_np9_nf32"), "cpu")  # from the 0.25 net, Qinit for 0.1
     1
+    >>> epochs_for(entry("ista-net_r0.2_np9_nf32"), "cpu")  # short epochs (FINETUNES)
+    8
     >>> epochs_for(entry("ista-net_r0.25_np9_nf32"), "paper")
     300
     """
     if profile == "cpu" and e.name in CAMPAIGN:
         return CAMPAIGN[e.name]
+    if profile == "cpu" and e.name in FINETUNES:
+        return FINETUNES[e.name].epochs
     if profile == "cpu" and e.tier == 1:
         return CPU_EPOCHS.get(e.name, CPU_EPOCHS.get(e.method, BUDGET[(profile, 1)]))
     return BUDGET[(profile, e.tier)]
-#: Tier 1 training order: the paper's headline models first (they get the longest budgets)
+#: Tier 1 training order: the paper's headline models first (they get the longest budgets),
+#: then ISTA-Net 0.4, the warm start of 0.5 and 0.6
 PRIORITY = ("ista-net_r0.25_np9_nf32", "fista-net_r0.25_np9_nf32", "ista-net_r0.1_np9_nf32",
-            "fista-net_r0.1_np9_nf32")
+            "fista-net_r0.1_np9_nf32", "ista-net_r0.4_np9_nf32")
 RUNS = "zoo_runs"  # checkpoints and logs, committed so training continues across sessions
 
 
@@ -284,7 +308,7 @@ def _unlock(run_dir):
 
 def epoch_blocks_for(e, profile):
     """Blocks per epoch of zoo entry ``e`` under ``profile`` (None: all of T91)."""
-    if profile == "cpu" and e.name in CAMPAIGN:
+    if profile == "cpu" and (e.name in CAMPAIGN or e.name in FINETUNES):
         return CAMPAIGN_BLOCKS
     if (e.tier, profile) == (2, "cpu"):
         return TIER2_CPU_BLOCKS
@@ -324,16 +348,30 @@ def stale_start(e, profile, meta, run_dir):
     source when the source improves; such a model trains again from the current source and
     is installed only if it then validates higher (:func:`promote`).
     """
+    src, made, now = _source_shas(e, profile, meta)
+    if made == now:
+        return ""
+    return "" if _run_source(run_dir) == now else src
+
+
+def _regrowing(e, profile, meta, run_dir):
+    """Whether the run in ``run_dir`` regrows zoo entry ``e`` from a warm start that has
+    improved since the shipped weights (``meta``) were made: the shipped weights' budget
+    then says nothing of that run, which is done only when it has ended."""
+    src, made, now = _source_shas(e, profile, meta)
+    return made != now and _run_source(run_dir) == now
+
+
+def _source_shas(e, profile, meta):
+    """(warm start, the sha256 of it the shipped weights ``meta`` grew from, its sha256
+    now); the two shas are equal (None) where there is no warm start to compare."""
     from ..learned import weights as wt
 
     src = init_for(e, profile)
     made = (lineage(meta or {}) or {}).get("sha256")
     if not src or not made or not shipped(src):
-        return ""
-    now = wt.find(src).sha256
-    if made == now:
-        return ""
-    return "" if _run_source(run_dir) == now else src
+        return src, None, None
+    return src, made, wt.find(src).sha256
 
 
 def lineage(meta):
@@ -394,6 +432,81 @@ def _run_log(run_dir):
         return list(csv.DictReader(f))
 
 
+@dataclass(frozen=True)
+class Step:
+    """What ``train-zoo`` does next for one zoo model (:func:`next_step`)."""
+
+    action: str  # "trains" (its own run), "continues" (its continuation), "waits" or "done"
+    run: str  # the run folder it concerns
+    why: str = ""  # trains: the improved warm start it regrows from; waits: what it waits for
+    untrained: bool = False  # waits: for a warm start not trained at all yet
+
+
+def next_step(e, profile="cpu", root="."):
+    """What ``train-zoo`` does next for zoo entry ``e``, the one place that decides it.
+
+    A model trains (or regrows, when its warm start has improved since its weights were
+    made) unless it is done or its warm start is missing or still training; a done model
+    with a continuation (CONTINUE) trains on in ``<name>.2`` until that run ends.
+
+    >>> next_step(entry("ista-net_r0.25_np9_nf32"), root="/nowhere").action in ("trains", "done")
+    True
+    """
+    run_dir = f"{root}/{RUNS}/{e.name}"
+    meta = shipped(e.name)
+    stale = stale_start(e, profile, meta, run_dir)
+    rows = _run_log(run_dir)
+    if stale or not is_done(e, profile, meta, rows) or (
+            _regrowing(e, profile, meta, run_dir)
+            and not ended(rows, epochs_for(e, profile), *schedule_of(e, profile))):
+        src = init_for(e, profile)
+        if src and not shipped(src):
+            return Step("waits", run_dir, src, untrained=True)
+        busy = src and _unsettled(src, profile, root)
+        return Step("waits", run_dir, busy) if busy else Step("trains", run_dir, stale)
+    more = CONTINUE.get(e.name) if profile == "cpu" else None
+    if more is None:
+        return Step("done", run_dir)
+    rows = _run_log(run_dir + CONTINUED)
+    if ended(rows, more.epochs, *more.schedule):
+        return Step("done", run_dir + CONTINUED, rows[-1]["epoch"])
+    return Step("continues", run_dir + CONTINUED)
+
+
+def describe(step):
+    """One line of what :func:`next_step` says, with the run's progress from its log and
+    whether a process is training it now (its lock).
+
+    >>> describe(Step("waits", "zoo_runs/x", "ista-net_r0.4_np9_nf32"))
+    'waits for ista-net_r0.4_np9_nf32'
+    """
+    import os
+
+    run = os.path.basename(step.run)
+    if step.action == "waits":
+        return f"waits for {step.why}" + (" (not trained yet)" if step.untrained else "")
+    if step.action == "done":
+        return "done" + (f" (continuation ended at epoch {step.why})" if step.why else "")
+    rows = _run_log(step.run)
+    done = int(float(rows[-1]["epoch"])) if rows and not step.why else 0
+    what = "regrows from " + step.why + " (improved since)" if step.why else (
+        f"{'continues' if step.action == 'continues' else 'trains'} in {run}")
+    now = ", training now" if _holder(step.run) else ""
+    return f"{what}: {done} epochs done{now}"
+
+
+def _holder(run_dir):
+    """The pid of the live process holding ``run_dir``'s lock, or None."""
+    import os
+
+    try:
+        pid = int(open(os.path.join(run_dir, ".lock")).read().strip() or 0)
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 else None
+
+
 def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None, root=".",
               log=print, threads=None):
     """Train every unfinished zoo model of a tier; install each into the package's weights
@@ -402,7 +515,7 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
     Each model trains in ``zoo_runs/<name>/`` with a checkpoint every epoch (and every few
     hundred steps); a run that finds a checkpoint resumes it. A model with a continuation
     (CONTINUE) then trains on in ``zoo_runs/<name>.2``. ``time_budget`` (seconds) stops the
-    whole call when spent, resumable.
+    whole call when spent, resumable. :func:`next_step` decides what each model needs.
     """
     import time
 
@@ -410,46 +523,58 @@ def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None,
     for e in ordered(tier):
         if only and e.name not in only:
             continue
-        run_dir = f"{root}/{RUNS}/{e.name}"
-        meta = shipped(e.name)
-        stale = stale_start(e, profile, meta, run_dir)
-        if not stale and is_done(e, profile, meta, _run_log(run_dir)):
-            log(f"{e.name}: done ({meta['epochs_done'] if meta else 0} epochs shipped)")
-        else:
+        step = next_step(e, profile, root)
+        if step.action == "waits":
+            how = "" if step.untrained else " is training"
+            log(f"{e.name}: waits for {step.why} (its warm start{how}); skipped")
+            continue
+        if step.action == "trains":
             src = init_for(e, profile)
-            if src and not shipped(src):
-                log(f"{e.name}: waits for {src} (its warm start); skipped")
-                continue
             # the study's start for a cpu run from scratch; a warm start overwrites any start
             start = CPU_INIT if (profile == "cpu" and not src and e.unfolded) else "xavier"
             schedule, lr = schedule_of(e, profile)
-            per = epoch_blocks_for(e, profile)
-            code = _train_run(e, run_dir, log, t0, time_budget, stale=stale, init_from=src or None,
-                              init=start, epochs=epochs_for(e, profile), schedule=schedule,
-                              lr=lr, epoch_blocks=per, profile=profile, device=device,
-                              threads=threads,
-                              compile=CAMPAIGN_COMPILE and profile == "cpu" and e.name in CAMPAIGN)
+            code = _train_run(e, step.run, log, t0, time_budget, stale=step.why,
+                              init_from=src or None, init=start, epochs=epochs_for(e, profile),
+                              schedule=schedule, lr=lr, epoch_blocks=epoch_blocks_for(e, profile),
+                              profile=profile, device=device, threads=threads,
+                              compile=CAMPAIGN_COMPILE and profile == "cpu"
+                              and (e.name in CAMPAIGN or e.name in FINETUNES))
             if code is not None:
                 return code
-            meta = shipped(e.name)
-            if not is_done(e, profile, meta, _run_log(run_dir)):
+            step = next_step(e, profile, root)
+            if step.action not in ("done", "continues"):
                 continue  # another process trains it; its continuation waits
-        more = CONTINUE.get(e.name) if profile == "cpu" else None
-        if more is None or not meta:
+        else:
+            meta = shipped(e.name)
+            log(f"{e.name}: done ({meta['epochs_done'] if meta else 0} epochs shipped)")
+        if step.action == "done":
+            if step.why:
+                log(f"{e.name}{CONTINUED}: done (continuation ended at epoch {step.why})")
             continue
-        run2 = run_dir + CONTINUED
-        rows = _run_log(run2)
+        more = CONTINUE[e.name]
         schedule, lr = more.schedule
-        if ended(rows, more.epochs, schedule, lr):
-            log(f"{e.name}{CONTINUED}: done (continuation ended at epoch {rows[-1]['epoch']})")
-            continue
-        code = _train_run(e, run2, log, t0, time_budget, init_from=e.name, init="xavier",
+        code = _train_run(e, step.run, log, t0, time_budget, init_from=e.name, init="xavier",
                           epochs=more.epochs, schedule=schedule, lr=lr,
                           epoch_blocks=CAMPAIGN_BLOCKS, profile=profile, device=device,
                           threads=threads, compile=CAMPAIGN_COMPILE, precision=more.precision)
         if code is not None:
             return code
     return 0
+
+
+def _unsettled(src, profile, root):
+    """The run of warm start ``src`` (its own or its continuation's) while it has not ended,
+    else '': a model grown from ``src`` now would be grown again once that run installs a
+    better ``src``."""
+    e, run = entry(src), f"{root}/{RUNS}/{src}"
+    meta = shipped(src)
+    if stale_start(e, profile, meta, run) or not is_done(e, profile, meta, _run_log(run)):
+        return src
+    more = CONTINUE.get(src) if profile == "cpu" else None
+    if more is None:
+        return ""
+    rows = _run_log(run + CONTINUED)
+    return "" if ended(rows, more.epochs, *more.schedule) else src + CONTINUED
 
 
 def _train_run(e, run_dir, log, t0, time_budget, stale="", init_from=None, epoch_blocks=None,
@@ -646,7 +771,7 @@ def cmd_train_zoo(args):
                 meta = shipped(e.name)
                 state = (f"{meta['epochs_done']} ep, val {meta.get('val_psnr', float('nan')):.2f} dB"
                          if meta else "not trained")
-                print(f"tier {t}  {e.name:<36} {state}")
+                print(f"tier {t}  {e.name:<36} {state:<22} {describe(next_step(e, args.profile))}")
         return 0
     budget = None
     if args.time_budget:
