@@ -277,15 +277,9 @@ def _lock(run_dir):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            try:
-                pid = int(open(path).read().strip() or 0)
-                if pid > 0 and pid != os.getpid():
-                    os.kill(pid, 0)  # raises if no such process
-                    return False
-            except PermissionError:
-                return False  # alive, another user's
-            except (ValueError, ProcessLookupError, FileNotFoundError):
-                pass
+            pid = _holder(run_dir)
+            if pid and pid != os.getpid():
+                return False
             try:
                 os.remove(path)  # stale: its process has gone
             except FileNotFoundError:
@@ -496,15 +490,22 @@ def describe(step):
 
 
 def _holder(run_dir):
-    """The pid of the live process holding ``run_dir``'s lock, or None."""
+    """The pid of the live process holding ``run_dir``'s lock (another user's too), or None."""
     import os
 
     try:
         pid = int(open(os.path.join(run_dir, ".lock")).read().strip() or 0)
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid if pid > 0 else None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)  # raises if no such process
+    except PermissionError:
+        return pid  # alive, another user's
+    except OSError:
+        return None
+    return pid
 
 
 def train_zoo(tier=1, profile="cpu", device="auto", only=None, time_budget=None, root=".",
