@@ -1,10 +1,14 @@
 """One self-contained HTML page of the results: ``cs-bench report`` -> ``results/index.html``.
 
 The page holds every table of ``results/*.md`` (their cells already show ours, the paper's
-value and the difference), every figure ``results/*.png`` (embedded as base64, so the page
-is one file that opens anywhere), the training budget of every weights file (from the
-weights' metadata, as ``cs-bench weights list`` reads it) and the machine it was made on.
-No network, no external style sheet or script.
+value and the difference), every figure ``results/*.png``, the training budget of every
+weights file (from the weights' metadata, as ``cs-bench weights list`` reads it) and the
+machine it was made on. No network, no external style sheet or script.
+
+Figures are linked by relative path when the page sits beside them (``results/index.html``:
+the repository then stores each figure once, not again as base64 in the page) and embedded
+as base64 when the page goes elsewhere, so that a page written with ``--out`` is one file
+that opens anywhere; ``images="embed"`` / ``"link"`` choose explicitly.
 
 >>> html = markdown_to_html("# T\\n\\nSome `code`.\\n\\n| a | b |\\n|:--|--:|\\n| 1 | 2 |\\n")
 >>> "<h1>T</h1>" in html, "<code>code</code>" in html, '<td style="text-align:right">2</td>' in html
@@ -38,11 +42,15 @@ figcaption{font-size:.85em;color:#555}
 nav ul{columns:3;font-size:.9em}.source{font-size:.8em;color:#777}
 """
 
-# A check the browser test reads back: how many tables the browser laid out with a height.
+# A check the browser test reads back: how many tables the browser laid out with a height,
+# and how many figures it decoded.
 _SCRIPT = """
 addEventListener("load",function(){var t=document.querySelectorAll("table"),n=0;
 for(var i=0;i<t.length;i++){if(t[i].getBoundingClientRect().height>0)n++;}
-document.body.setAttribute("data-tables-shown",n);});
+document.body.setAttribute("data-tables-shown",n);
+var g=document.querySelectorAll("img"),k=0;
+for(var j=0;j<g.length;j++){if(g[j].complete&&g[j].naturalWidth>0)k++;}
+document.body.setAttribute("data-images-shown",k);});
 """
 
 
@@ -157,7 +165,12 @@ def _sort_key(path):
     return (ORDER.index(stem) if stem in ORDER else len(ORDER), stem)
 
 
-def _image(path, alt):
+def _image(path, alt, link_from=None):
+    """An ``<img>`` of ``path``: a relative link from the folder ``link_from``, or the file
+    embedded as base64 when ``link_from`` is None."""
+    if link_from is not None:
+        src = Path(os.path.relpath(Path(path).resolve(), Path(link_from).resolve())).as_posix()
+        return f'<img alt="{_html.escape(alt)}" src="{_html.escape(src)}">'
     data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
     return f'<img alt="{_html.escape(alt)}" src="data:{mime};base64,{data}">'
@@ -227,8 +240,9 @@ def _rows_table(rows, cols):
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
 
 
-def build_html(results_dir, title="cs-bench results"):
-    """The page for the folder ``results_dir`` (its ``*.md`` and ``*.png``), as a string."""
+def build_html(results_dir, title="cs-bench results", link_from=None):
+    """The page for the folder ``results_dir`` (its ``*.md`` and ``*.png``), as a string;
+    figures are linked relative to the folder ``link_from``, or embedded when it is None."""
     results_dir = Path(results_dir)
     mds = sorted((p for p in results_dir.glob("*.md") if p.name.lower() != "readme.md"),
                  key=_sort_key)
@@ -245,7 +259,7 @@ def build_html(results_dir, title="cs-bench results"):
                         f'results/{_html.escape(md.name)}</p>\n</section>')
     figs = []
     for png in pngs:
-        figs.append(f'<figure id="f-{png.stem}">{_image(png, png.stem)}<figcaption>'
+        figs.append(f'<figure id="f-{png.stem}">{_image(png, png.stem, link_from)}<figcaption>'
                     f'results/{_html.escape(png.name)}</figcaption></figure>')
     if figs:
         nav.append(("figures", "Figures"))
@@ -286,9 +300,15 @@ def build_html(results_dir, title="cs-bench results"):
             f"{intro}\n{toc}\n" + "\n".join(sections) + "\n</body>\n</html>\n")
 
 
-def write_report(results_dir="results", out=None, title="cs-bench results"):
+IMAGES = ("auto", "embed", "link")
+
+
+def write_report(results_dir="results", out=None, title="cs-bench results", images="auto"):
     """Write the page for ``results_dir`` to ``out`` (default ``results_dir/index.html``)
-    atomically, with the umask's mode; the path."""
+    atomically, with the umask's mode; the path. ``images``: ``"link"`` (relative paths),
+    ``"embed"`` (base64) or ``"auto"`` (link when the page sits in ``results_dir``)."""
+    if images not in IMAGES:
+        raise CSBenchError(f"unknown images mode {images!r}; valid: {', '.join(IMAGES)}")
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise CSBenchError(f"no results folder {results_dir}: run 'make tables' (or 'cs-bench "
@@ -298,13 +318,15 @@ def write_report(results_dir="results", out=None, title="cs-bench results"):
     out = Path(out) if out else results_dir / "index.html"
     if out.is_dir():
         raise CSBenchError(f"cannot write {out}: it is a directory")
-    text = build_html(results_dir, title)
+    if images == "auto":
+        images = "link" if out.parent.resolve() == results_dir.resolve() else "embed"
+    text = build_html(results_dir, title, out.parent if images == "link" else None)
     atomic_write_text(out, text)
     return out
 
 
 def cmd_report(args):
-    path = write_report(args.results, args.out)
+    path = write_report(args.results, args.out, images=args.images)
     size = path.stat().st_size
     print(f"{path} ({size / 1e6:.1f} MB" if size >= 1e6 else f"{path} ({size / 1e3:.0f} kB",
           end="): open it in a browser\n")
@@ -313,11 +335,16 @@ def cmd_report(args):
 
 def add_commands(sub):
     s = sub.add_parser(
-        "report", help="one self-contained HTML page of every table and figure",
+        "report", help="one HTML page of every table and figure",
         description="Write results/index.html: every table (results/*.md, ours beside the "
-                    "paper's numbers), every figure (results/*.png, embedded), the training "
-                    "budgets and the machine, in one file. Example: cs-bench report")
+                    "paper's numbers), every figure (results/*.png), the training budgets "
+                    "and the machine. Figures are linked when the page sits beside them and "
+                    "embedded otherwise (--images). Example: cs-bench report --out "
+                    "/tmp/results.html (one file that opens anywhere)")
     s.add_argument("--results", default="results", metavar="DIR",
                    help="the folder of tables and figures (default: results)")
     s.add_argument("--out", metavar="FILE", help="the page (default: DIR/index.html)")
+    s.add_argument("--images", choices=IMAGES, default="auto",
+                   help="link the figures by relative path or embed them as base64 (default "
+                        "auto: link when the page is in DIR, embed otherwise)")
     s.set_defaults(func=cmd_report)

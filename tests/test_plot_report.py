@@ -15,6 +15,7 @@ import pytest
 
 from cs_bench import plot, report
 from cs_bench.cli import main
+from cs_bench.errors import CSBenchError
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -164,12 +165,38 @@ def test_report_has_every_table_of_every_results_file(repo_report):
     assert any("(31.53, " in c for row in t2 for c in row)
 
 
-def test_report_is_self_contained(repo_report):
+def test_report_elsewhere_is_self_contained(repo_report):
     page = _Tables()
     page.feed(repo_report.read_text(encoding="utf-8"))
     pngs = list(RESULTS.glob("*.png"))
     assert len([s for s in page.images if s.startswith("data:image/png;base64,")]) == len(pngs)
     assert page.external == []
+
+
+def test_report_beside_its_figures_links_them(tmp_path):
+    """In its results folder the page links each figure once by relative path (the
+    repository stores a figure once); --images embed still makes one portable file."""
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "t.md").write_text("# Mine\n\n| a |\n|--:|\n| 1 |\n")
+    fig = fake_results().pipe(plot.successful).pipe(plot.psnr_vs_ratio)
+    fig.savefig(res / "f.png")
+    fig.savefig(res / "g.png")
+    page = _Tables()
+    page.feed(report.write_report(res).read_text())
+    assert sorted(page.images) == ["f.png", "g.png"] and page.external == []
+    assert all((res / s).is_file() for s in page.images)
+    page = _Tables()
+    page.feed(report.write_report(res, images="embed").read_text())
+    assert len(page.images) == 2 and all(s.startswith("data:image/png;base64,")
+                                         for s in page.images)
+    sub = tmp_path / "site"
+    sub.mkdir()
+    page = _Tables()
+    page.feed(report.write_report(res, sub / "p.html", images="link").read_text())
+    assert sorted(page.images) == ["../res/f.png", "../res/g.png"]
+    with pytest.raises(CSBenchError, match="valid: auto, embed, link"):
+        report.write_report(res, images="png")
 
 
 def test_report_shows_budgets_and_machine(repo_report):
@@ -195,7 +222,7 @@ def test_report_command_and_bad_folder(tmp_path, capsys):
     fake_results().pipe(plot.successful).pipe(plot.psnr_vs_ratio).savefig(res / "f.png")
     assert main(["report", "--results", str(res)]) == 0
     text = (res / "index.html").read_text()
-    assert 'data-source="t.md"' in text and text.count("data:image/png;base64,") == 1
+    assert 'data-source="t.md"' in text and text.count('src="f.png"') == 1
     assert main(["report", "--results", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no results folder" in err[-1]
@@ -208,11 +235,20 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 @pytest.mark.skipif(not CHROMIUM, reason="no chromium on this machine (.ci/run installs "
                     "Debian's package)")
-def test_report_renders_every_table_in_chromium(repo_report, tmp_path):
-    """A real browser lays the page out: the page's script counts the tables with a height."""
+@pytest.mark.parametrize("images", ["embed", "link"])
+def test_report_renders_every_table_in_chromium(repo_report, tmp_path, images):
+    """A real browser lays the page out: the page's script counts the tables with a height
+    and the figures it decoded, embedded or linked beside the page."""
+    if images == "link":
+        res = tmp_path / "results"
+        res.mkdir()
+        for f in [*RESULTS.glob("*.md"), *RESULTS.glob("*.png")]:
+            shutil.copy(f, res / f.name)
+        repo_report = report.write_report(res)
     proc = subprocess.run(
         [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-         "--dump-dom", repo_report.as_uri()], capture_output=True, text=True, timeout=120)
+         "--allow-file-access-from-files", "--dump-dom", repo_report.as_uri()],
+        capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     shown = re.search(r'data-tables-shown="(\d+)"', proc.stdout)
     assert shown, "the page's check did not run in the browser"
@@ -220,6 +256,8 @@ def test_report_renders_every_table_in_chromium(repo_report, tmp_path):
     page.feed(repo_report.read_text(encoding="utf-8"))
     n = sum(len(t) for t in page.tables.values())
     assert int(shown[1]) == n
+    assert int(re.search(r'data-images-shown="(\d+)"', proc.stdout)[1]) == len(page.images)
+    assert len(page.images) == len(list(RESULTS.glob("*.png")))
     for md in RESULTS.glob("*.md"):
         if md.name.lower() != "readme.md" and report.markdown_tables(md.read_text()):
             assert f'data-source="{md.name}"' in proc.stdout
