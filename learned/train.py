@@ -448,6 +448,8 @@ def train(cfg, resume=False, trainset=None, progress=True, log=print, install=Tr
     run.build()
     if (run.init_record is not None or cfg.validate_start) and not resume:
         run.validate_start()
+    if resume:
+        run.recover_best()
     stopped = run.loop(progress)
     if stopped:
         return run.stopped(stopped)
@@ -645,6 +647,26 @@ class _Run:
         self.log(f"{'warm start' if self.init_record else 'start'} (epoch 0): val PSNR "
                  f"{psnr0:.2f} dB")
         _write_log(self.run_dir / "log.csv", self.history)
+
+    def recover_best(self):
+        """A resumed run whose best epoch's weights (``best.safetensors``) are missing: a
+        checkout that carried only the checkpoint. Those weights are gone, so the best is
+        chosen again among what is here: the checkpoint's own weights when it was written at
+        an epoch's end (validated again now), then every later epoch."""
+        best_file = self.run_dir / "best.safetensors"
+        if self.best.get("epoch") is None or best_file.is_file():
+            return
+        lost = self.best
+        self.best = {"val_psnr": -float("inf"), "epoch": None}
+        self.log(f"{self.run_dir}: the best epoch's weights (epoch {lost['epoch']}, val PSNR "
+                 f"{lost['val_psnr']:.2f} dB) are not here; the best is chosen again from "
+                 f"epoch {self.epoch} on")
+        if self.step_in_epoch == 0 and self.history:
+            row = self.history[-1]
+            psnr = val_psnr(self.eval_net(), self.op, self.data.val, self.device)
+            if math.isfinite(psnr):
+                self.record_best(psnr, row)
+                self.log(f"epoch {row['epoch']} (the checkpoint): val PSNR {psnr:.2f} dB")
 
     # -- the epochs --------------------------------------------------------------------------
     def stop_reason(self, signals):

@@ -103,6 +103,27 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, blocks
         assert ra["val_psnr"] == pytest.approx(rb["val_psnr"], abs=1e-5)
 
 
+@pytest.mark.parametrize("stop", [8, 6], ids=["at-an-epoch-end", "mid-epoch"])
+def test_resume_without_the_best_epochs_weights_chooses_the_best_again(tmp_path, blocks, stop):
+    """A checkout that carried the checkpoint but not best.safetensors: the lost best is not
+    claimed; the checkpoint's own weights (when written at an epoch's end, validated again)
+    and the later epochs compete, and what is installed validates as recorded."""
+    cfg = _cfg(tmp_path, "lost", epochs=3, max_steps=stop)
+    assert train(cfg, trainset=blocks, progress=False, log=_quiet)["status"] == "stopped"
+    best = tmp_path / "runs" / "lost" / "best.safetensors"
+    best.unlink()
+    lines = []
+    cfg.max_steps = None
+    res = train(cfg, resume=True, trainset=blocks, progress=False, log=lines.append)
+    assert any("are not here" in line for line in lines)
+    h = {r["epoch"]: r["val_psnr"] for r in res["history"]}
+    allowed = [2, 3] if stop == 8 else [3]  # 4 steps an epoch: step 8 ends epoch 2
+    meta = wt.read_meta(res["weights"])
+    assert meta["best_epoch"] in allowed
+    assert meta["val_psnr"] == pytest.approx(max(h[k] for k in allowed), abs=1e-5)
+    assert res["best"]["epoch"] == meta["best_epoch"]
+
+
 def test_resume_refuses_a_changed_configuration(tmp_path, blocks):
     cfg = _cfg(tmp_path, "changed", max_steps=2)
     assert train(cfg, trainset=blocks, progress=False, log=_quiet)["status"] == "stopped"
