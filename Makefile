@@ -29,7 +29,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 # rest; `make tables-full` computes everything.
 SLOW ?= d-amp,nlr-cs
 
-.PHONY: install release test tables tables-full beyond beyond-slow train train-tier2 lint clean-cache help
+.PHONY: install release test tables tables-full beyond beyond-slow train train-tier2 save-training lint clean-cache help
 
 help:
 	@echo "make tables   regenerate the paper's tables and figures into results/"
@@ -40,6 +40,7 @@ help:
 	@echo "make bench    speed benchmark into results/bench.md"
 	@echo "make train    train the model zoo (long; resumable)"
 	@echo "make train-tier2  train the ablation models of Tables 1, 3 and Fig. 6"
+	@echo "make save-training  stage the runs' logs and unfinished runs' checkpoints for a commit"
 	@echo "make lint     ruff"
 
 install: $(STAMP)
@@ -94,6 +95,9 @@ TIER2 := $(BIN)/cs-bench train-zoo --tier 2 --profile cpu --threads 1
 train: install
 	( $(STUDY_FIRST) && $(TIER1) && $(STUDY) && $(TIER2) ) & sleep 5; \
 	( $(TIER1) && $(TIER2) && $(STUDY) ) & wait
+
+save-training: install
+	$(BIN)/python scripts/save_training.py
 
 train-tier2: install
 	$(BIN)/cs-bench train-zoo --tier 2 --profile cpu

@@ -1,0 +1,105 @@
+"""Stage in git the training state that must outlive this machine (``make save-training``).
+
+Every run folder of ``zoo_runs/`` keeps its ``log.csv`` and ``start.json`` in git. A run still
+in progress also keeps its ``checkpoint.safetensors`` (where training resumes) and its
+``best.safetensors`` (its best epoch so far, which a later epoch may not beat), both added past
+``.gitignore``; without the second, a fresh checkout resumes the run but has lost its best
+epoch. A run that has ended (its budget spent, or the stop rule) has had its best epoch
+installed in ``learned/weights/`` or refused, so its weights files leave the index and stay on
+disk. A zoo run is in progress while its log has not ended under its plan
+(``cs_bench.paper.zoo``); a training-study run while it has a checkpoint (a finished study run
+deletes its own).
+
+Only the index changes; commit afterwards. ``--dry-run`` prints what it would do.
+
+    python scripts/save_training.py --dry-run
+"""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from cs_bench.errors import CSBenchError
+from cs_bench.paper import zoo
+
+RUNS = Path(zoo.RUNS)
+WEIGHTS = ("checkpoint.safetensors", "best.safetensors")
+RECORDS = ("log.csv", zoo.START)
+
+
+def _plan(run):
+    """(epochs, schedule, lr) of the zoo run folder ``run``, or None for a study run or a
+    folder no zoo model owns."""
+    name, more = run.name, None
+    if name.endswith(zoo.CONTINUED):
+        name = name[: -len(zoo.CONTINUED)]
+        more = zoo.CONTINUE.get(name)
+        if more is None:
+            return None
+    try:
+        e = zoo.entry(name)
+    except CSBenchError:  # not a zoo model's folder
+        return None
+    if more is not None:
+        return (more.epochs, *more.schedule)
+    return (zoo.epochs_for(e, "cpu"), *zoo.schedule_of(e, "cpu"))
+
+
+def in_progress(run):
+    """Whether the run in folder ``run`` has training left that a checkout must resume."""
+    if not (run / "checkpoint.safetensors").is_file():
+        return False
+    plan = _plan(run)
+    if plan is None:
+        return run.name.startswith("study-")
+    return not zoo.ended(zoo._run_log(run), *plan)
+
+
+def _tracked(paths):
+    if not paths:
+        return set()
+    out = subprocess.run(["git", "ls-files", "--", *map(str, paths)], capture_output=True,
+                         text=True, check=True).stdout
+    return set(out.split())
+
+
+def changes():
+    """(files to add, files to leave the index): every run's records; an in-progress run's
+    weights files; an ended run's tracked weights files."""
+    add, drop = [], []
+    for run in sorted(p for p in RUNS.iterdir() if p.is_dir()):
+        add += [run / f for f in RECORDS if (run / f).is_file()]
+        weights = [run / f for f in WEIGHTS if (run / f).is_file()]
+        if in_progress(run):
+            add += weights
+        else:
+            drop += [f for f in (run / w for w in WEIGHTS) if str(f) in _tracked([f])]
+    return add, drop
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dry-run", action="store_true", help="print, change nothing")
+    args = ap.parse_args(argv)
+    if not RUNS.is_dir():
+        print(f"no {RUNS}/ here: run from the repository root", file=sys.stderr)
+        return 2
+    add, drop = changes()
+    for f in add:
+        if f.suffix == ".safetensors":
+            print(f"keep  {f} ({f.stat().st_size / 1e6:.1f} MB)")
+    for f in drop:
+        print(f"untrack {f} (the run has ended; the file stays on disk)")
+    if args.dry_run:
+        return 0
+    if add:
+        subprocess.run(["git", "add", "-f", "--", *map(str, add)], check=True)
+    if drop:
+        subprocess.run(["git", "rm", "-q", "--cached", "--", *map(str, drop)], check=True)
+    print(f"staged {len(add)} files, untracked {len(drop)}; commit them")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
