@@ -56,25 +56,18 @@ def in_progress(run):
     return not zoo.ended(zoo._run_log(run), *plan)
 
 
-def _tracked(paths):
-    if not paths:
-        return set()
-    out = subprocess.run(["git", "ls-files", "--", *map(str, paths)], capture_output=True,
-                         text=True, check=True).stdout
-    return set(out.split())
-
-
 def changes():
     """(files to add, files to leave the index): every run's records; an in-progress run's
     weights files; an ended run's tracked weights files."""
+    tracked = set(subprocess.run(["git", "ls-files", "--", str(RUNS)], capture_output=True,
+                                 text=True, check=True).stdout.split())
     add, drop = [], []
     for run in sorted(p for p in RUNS.iterdir() if p.is_dir()):
         add += [run / f for f in RECORDS if (run / f).is_file()]
-        weights = [run / f for f in WEIGHTS if (run / f).is_file()]
         if in_progress(run):
-            add += weights
+            add += [run / f for f in WEIGHTS if (run / f).is_file()]
         else:
-            drop += [f for f in (run / w for w in WEIGHTS) if str(f) in _tracked([f])]
+            drop += [run / f for f in WEIGHTS if (run / f).as_posix() in tracked]
     return add, drop
 
 
