@@ -85,6 +85,7 @@ def main():
         cont = name + CONTINUED
         # a run regrowing the model from an improved warm start did not make the weights
         regrow = _regrowing(find(method, r), "cpu", meta, ROOT / "zoo_runs" / name)
+        ref_drawn = False
         for this in dict.fromkeys((run, name, cont)):
             log = ROOT / "zoo_runs" / this / "log.csv"
             installed = this == run and not (this == name and regrow)
@@ -103,8 +104,9 @@ def main():
                 " (first run)" if first else "" if installed else " (training, not installed)")
             line, = ax.plot(passes, h.val_psnr, "o-" if installed or first else ".--",
                             markersize=3, label=label)
-            if installed and rel_val == rel_val:
+            if not ref_drawn and rel_val == rel_val:  # the release's level, once a model
                 ax.axhline(rel_val, color=line.get_color(), linestyle=":", linewidth=0.8)
+                ref_drawn = True
             nan = float("nan")
             rows.append({"model": name, "run": this if installed or first else f"{this} (training)",
                          "passes over T91": round(float(passes.max()), 2),
@@ -112,8 +114,8 @@ def main():
                          "T91 val. last (dB)": round(float(h.val_psnr.iloc[-1]), 2),
                          "Set11 ours": round(ours, 2) if installed else nan,
                          "Set11 paper": round(paper, 2),
-                         "Set11 authors' release": round(release, 2) if installed else nan,
-                         "T91 val. authors' release": round(rel_val, 2) if installed else nan,
+                         "Set11 authors' release": round(release, 2),
+                         "T91 val. authors' release": round(rel_val, 2),
                          "ended by": (meta.get("ended") or "not recorded") if installed
                          else f"continued in {cont}" if first else "still training"})
     ax.set_xlabel("passes over the 88,912 T91 training blocks")
