@@ -298,7 +298,8 @@ def test_the_zoo_list_says_what_each_model_does_next(tmp_path, package, monkeypa
     monkeypatch.chdir(tmp_path)
     assert main(["train-zoo", "--list"]) == 0
     lines = {ln.split()[2]: ln for ln in capsys.readouterr().out.splitlines()}
-    assert "24.00 dB" in lines[NAME] and "trains in " + NAME + ": 0 epochs done" in lines[NAME]
+    of = zoo.epochs_for(zoo.entry(NAME), "cpu")  # the run's budget
+    assert "24.00 dB" in lines[NAME] and f"trains in {NAME}: 0 of {of} epochs done" in lines[NAME]
     assert lines[DERIVED].endswith(f"waits for {NAME}")
     assert "not trained" in lines["sda_r0.1"] and "trains in sda_r0.1" in lines["sda_r0.1"]
     # once the source has ended and DERIVED's run is under way from it, its progress shows
@@ -314,7 +315,8 @@ def test_the_zoo_list_says_what_each_model_does_next(tmp_path, package, monkeypa
     (run / "log.csv").write_text("epoch,val_psnr\n0,21.0\n")  # its start, validated
     (run / ".lock").write_text(str(os.getpid()))
     step = zoo.next_step(zoo.entry(DERIVED), root=str(tmp_path))
-    assert zoo.describe(step) == f"trains in {DERIVED}: 0 epochs done, training now"
+    of = zoo.epochs_for(zoo.entry(DERIVED), "cpu")
+    assert zoo.describe(step) == f"trains in {DERIVED}: 0 of {of} epochs done, training now"
     assert zoo.describe(zoo.next_step(zoo.entry(NAME), root=str(tmp_path))) == "done"
 
 

@@ -439,6 +439,7 @@ class Step:
     run: str  # the run folder it concerns
     why: str = ""  # trains: the improved warm start it regrows from; waits: what it waits for
     untrained: bool = False  # waits: for a warm start not trained at all yet
+    epochs: int = 0  # trains, continues: the run's epoch budget
 
 
 def next_step(e, profile="cpu", root="."):
@@ -462,14 +463,15 @@ def next_step(e, profile="cpu", root="."):
         if src and not shipped(src):
             return Step("waits", run_dir, src, untrained=True)
         busy = src and _unsettled(src, profile, root)
-        return Step("waits", run_dir, busy) if busy else Step("trains", run_dir, stale)
+        return Step("waits", run_dir, busy) if busy else Step(
+            "trains", run_dir, stale, epochs=epochs_for(e, profile))
     more = CONTINUE.get(e.name) if profile == "cpu" else None
     if more is None:
         return Step("done", run_dir)
     rows = _run_log(run_dir + CONTINUED)
     if ended(rows, more.epochs, *more.schedule):
         return Step("done", run_dir + CONTINUED, rows[-1]["epoch"])
-    return Step("continues", run_dir + CONTINUED)
+    return Step("continues", run_dir + CONTINUED, epochs=more.epochs)
 
 
 def describe(step):
@@ -491,7 +493,8 @@ def describe(step):
     what = "regrows from " + step.why + " (improved since)" if step.why else (
         f"{'continues' if step.action == 'continues' else 'trains'} in {run}")
     now = ", training now" if _holder(step.run) else ""
-    return f"{what}: {done} epochs done{now}"
+    of = f" of {step.epochs}" if step.epochs else ""
+    return f"{what}: {done}{of} epochs done{now}"
 
 
 def _holder(run_dir):
