@@ -73,7 +73,11 @@ def main():
         data = load(Recipe())
     except Exception:  # noqa: BLE001 - no T91 here: no release reference lines
         data = None
-    for method, r in MODELS:
+    # one colour a model (its runs and its release line share it; a first run is paler), from
+    # 18 distinct hues so that no two models share one
+    palette = list(plt.cm.tab10.colors) + list(plt.cm.Dark2.colors)
+    for i, (method, r) in enumerate(MODELS):
+        color = palette[i % len(palette)]
         name = find(method, r).name
         meta = read_metadata(name)
         run = meta.get("promoted_from") or name  # the run that made the weights
@@ -102,10 +106,10 @@ def main():
             passes = (h.steps + start) * 64 / 88_912  # batch 64; short and whole epochs alike
             label = (name if this == name else f"{name} (run {this})") + (
                 " (first run)" if first else "" if installed else " (training, not installed)")
-            line, = ax.plot(passes, h.val_psnr, "o-" if installed or first else ".--",
-                            markersize=3, label=label)
+            ax.plot(passes, h.val_psnr, "o-" if installed or first else ".--", markersize=3,
+                    label=label, color=color, alpha=0.45 if first else 1.0)
             if not ref_drawn and rel_val == rel_val:  # the release's level, once a model
-                ax.axhline(rel_val, color=line.get_color(), linestyle=":", linewidth=0.8)
+                ax.axhline(rel_val, color=color, linestyle=":", linewidth=0.8)
                 ref_drawn = True
             nan = float("nan")
             rows.append({"model": name, "run": this if installed or first else f"{this} (training)",
