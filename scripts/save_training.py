@@ -20,7 +20,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cs_bench.errors import CSBenchError
 from cs_bench.paper import zoo
 
 RUNS = Path(zoo.RUNS)
@@ -28,32 +27,14 @@ WEIGHTS = ("checkpoint.safetensors", "best.safetensors")
 RECORDS = ("log.csv", zoo.START)
 
 
-def _plan(run):
-    """(epochs, schedule, lr) of the zoo run folder ``run``, or None for a study run or a
-    folder no zoo model owns."""
-    name, more = run.name, None
-    if name.endswith(zoo.CONTINUED):
-        name = name[: -len(zoo.CONTINUED)]
-        more = zoo.CONTINUE.get(name)
-        if more is None:
-            return None
-    try:
-        e = zoo.entry(name)
-    except CSBenchError:  # not a zoo model's folder
-        return None
-    if more is not None:
-        return (more.epochs, *more.schedule)
-    return (zoo.epochs_for(e, "cpu"), *zoo.schedule_of(e, "cpu"))
-
-
 def in_progress(run):
     """Whether the run in folder ``run`` has training left that a checkout must resume."""
     if not (run / "checkpoint.safetensors").is_file():
         return False
-    plan = _plan(run)
-    if plan is None:
+    done = zoo.run_ended(run)
+    if done is None:
         return run.name.startswith("study-")
-    return not zoo.ended(zoo._run_log(run), *plan)
+    return not done
 
 
 def changes():

@@ -338,6 +338,26 @@ def ended(rows, epochs, schedule, lr):
         plateau(rows, schedule, lr, STOP_GAIN, STOP_EPOCHS)))
 
 
+def run_ended(run_dir, profile="cpu"):
+    """Whether the zoo run in folder ``run_dir`` (``zoo_runs/<name>`` or its continuation
+    ``<name>.2``) has ended under its plan; None for a folder no zoo model owns."""
+    from pathlib import Path
+
+    name = Path(run_dir).name
+    base = name[: -len(CONTINUED)] if name.endswith(CONTINUED) else name
+    if base not in _BY_NAME:
+        return None
+    if base != name:
+        more = CONTINUE.get(base) if profile == "cpu" else None
+        if more is None:
+            return None
+        plan = (more.epochs, *more.schedule)
+    else:
+        e = entry(base)
+        plan = (epochs_for(e, profile), *schedule_of(e, profile))
+    return ended(_run_log(run_dir), *plan)
+
+
 def stale_start(e, profile, meta, run_dir):
     """The warm start of zoo entry ``e`` when it has changed since the shipped weights
     (``meta``) and the run in ``run_dir`` grew from it, else ''.
