@@ -73,6 +73,17 @@ def test_only_writes_the_selected_tables(tmp_path, monkeypatch):
     assert (tmp_path / "table4.md").is_file() and not (tmp_path / "table2.md").exists()
 
 
+def test_only_a_part_without_cells_writes_no_table(tmp_path, monkeypatch):
+    """``--only phases`` selects no table cell: the empty cell table keeps its columns, so
+    nothing downstream fails on it, and no table or runs-only figure is written."""
+    monkeypatch.setattr(tables, "cells", lambda: [Cell("table2", "TVAL3", "0.25", "min-norm",
+                                                       0.25, 27.84)])
+    df = tables.make_tables(tmp_path, dataset="skimage", figures=True, progress=False,
+                            only=["phases"])
+    assert df.empty and list(df.columns) == list(tables.CELL_COLUMNS)
+    assert not any(tmp_path.glob("table*")) and not (tmp_path / "psnr_vs_ratio.png").exists()
+
+
 def test_readme_gets_table2_between_its_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"a\n{tables.README_START}\nold\n{tables.README_END}\nb\n")

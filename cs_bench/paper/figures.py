@@ -191,4 +191,5 @@ def write_all(cells_df, runs, out, dataset="set11", data_dir=None):
         fig6a(cells_df, out)
     if "fig6b" in have:
         fig6b(cells_df, out)
-    psnr_vs_ratio(runs, out)
+    if not runs.empty:
+        psnr_vs_ratio(runs, out)

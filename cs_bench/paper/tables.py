@@ -412,6 +412,12 @@ def _compute_missing(df, method, dataset, kw):
     return pd.concat(done, ignore_index=True)
 
 
+#: the columns of :func:`assemble`'s table, present when it has no rows (``--only phases``)
+CELL_COLUMNS = ("table", "row", "column", "method", "params", "ratio", "phi", "paper_psnr",
+                "psnr", "diff", "ssim", "seconds", "epochs", "train_device", "train_hours",
+                "init_from", "start", "note")
+
+
 def assemble(all_cells, runs):
     """One row per cell: paper, ours, difference, seconds, budget."""
     from ..runner import NOT_CACHED
@@ -457,7 +463,7 @@ def assemble(all_cells, runs):
             "start": budget.get("start") if budget else None,
             "note": note,
         })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CELL_COLUMNS)
 
 
 _256 = {"Monarch", "Parrots", "barbara", "boats", "cameraman", "foreman", "house", "lena256",
