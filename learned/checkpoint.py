@@ -1,8 +1,9 @@
 """Training checkpoints: one safetensors file, written atomically, resumable exactly.
 
 Tensors: the model (``net.*``), the Adam state (``opt.<param index>.<key>``), the torch
-RNG state(s) (``rng.torch``, ``rng.cuda.<i>``) and the current epoch's shuffling order
-(``perm``). Everything else (config, epoch, step within the epoch, optimizer param groups,
+RNG state(s) (``rng.torch``, ``rng.cuda.<i>``), the current epoch's shuffling order
+(``perm``) and the best epoch's network so far (``best.*``, :func:`read_best`), so that the
+checkpoint alone carries everything a resumed run needs, its best epoch included. Everything else (config, epoch, step within the epoch, optimizer param groups,
 the numpy and python RNG states, history, best validation PSNR, loss accumulators) is JSON
 in the header's ``__metadata__["cs_bench_checkpoint"]``. One file means one atomic
 ``os.replace``: a crash leaves either the old or the new checkpoint, never a mix. Nothing
@@ -12,11 +13,13 @@ is pickled.
 >>> net = torch.nn.Linear(2, 1); opt = torch.optim.Adam(net.parameters())
 >>> net(torch.ones(1, 2)).sum().backward(); opt.step()
 >>> p = pathlib.Path(tempfile.mkdtemp()) / "checkpoint.safetensors"
->>> save(p, net, opt, {"epoch": 1}, perm=torch.arange(4))
+>>> save(p, net, opt, {"epoch": 1}, perm=torch.arange(4), best=net.state_dict())
 >>> net2 = torch.nn.Linear(2, 1); opt2 = torch.optim.Adam(net2.parameters())
 >>> state, perm = load(p, net2, opt2)
 >>> state["epoch"], bool(torch.equal(net2.weight, net.weight)), perm.tolist()
 (1, True, [0, 1, 2, 3])
+>>> sorted(read_best(p))
+['bias', 'weight']
 """
 
 import json
@@ -30,6 +33,8 @@ from cs_bench.errors import CSBenchError
 from cs_bench.files import atomic_write
 
 KEY = "cs_bench_checkpoint"
+#: the prefix of the best epoch's network in a checkpoint
+BEST = "best."
 
 
 def rng_state():
@@ -56,14 +61,16 @@ def set_rng_state(tensors, info):
     random.setstate((v, tuple(state), g))
 
 
-def save(path, net, opt, state, perm=None, ema=None):
+def save(path, net, opt, state, perm=None, ema=None, best=None):
     """Write model, optimizer, RNG states, ``perm``, the weight average ``ema`` (a module
-    like ``net``) and the JSON ``state`` to ``path``."""
+    like ``net``), the best epoch's state dict ``best`` and the JSON ``state`` to ``path``."""
     from safetensors.torch import save_file
 
     tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
     if ema is not None:
         tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    if best is not None:
+        tensors.update({f"{BEST}{k}": v for k, v in best.items()})
     osd = opt.state_dict()
     for i, st in osd["state"].items():
         for k, v in st.items():
@@ -77,6 +84,19 @@ def save(path, net, opt, state, perm=None, ema=None):
     meta = {**state, "param_groups": osd["param_groups"], "rng": rinfo}
     header = {KEY: json.dumps(meta)}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
+
+
+def read_best(path):
+    """The best epoch's state dict that the checkpoint at ``path`` carries (None: it carries
+    none, or the file is not a readable checkpoint)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = [k for k in f.keys() if k.startswith(BEST)]
+            return {k[len(BEST):]: f.get_tensor(k) for k in keys} or None
+    except Exception:  # noqa: BLE001 - an unreadable file carries nothing
+        return None
 
 
 def read_state(path):

@@ -478,6 +478,7 @@ class _Run:
         self.init_record = None
         self.epoch = self.step_in_epoch = self.global_step = self.steps_this_run = 0
         self.history, self.best = [], {"val_psnr": -float("inf"), "epoch": None}
+        self.best_state = None  # the best epoch's state dict, carried by every checkpoint
         self.acc, self.wall_before, self.cpu_before, self.perm = [0.0, 0.0, 0.0, 0], 0.0, 0.0, None
         self.ended = None  # what ended the run (run_end), once it has
 
@@ -567,6 +568,7 @@ class _Run:
             self.cpu_before = float(state.get("cpu_seconds", 0.0))
             self.init_record = state.get("init_from_record", self.init_record)
             self.perm = perm_t.numpy() if perm_t is not None else None
+            self.best_state = ckpt.read_best(self.ckpt_path)
             self.log(f"resuming {self.run_dir} at epoch {self.epoch + 1}, step "
                      f"{self.step_in_epoch}/{self.steps_per_epoch}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -605,8 +607,11 @@ class _Run:
             "init_from": self.init_record, "source": "cs-bench train",
         }
 
-    def weight_tensors(self):
-        t = {f"net.{k}": v.float() for k, v in self.eval_net().state_dict().items()}
+    def weight_tensors(self, state=None):
+        """The weights file's tensors of the state dict ``state`` (default: the network now),
+        with Qinit and a stored Phi: the file needs nothing else to reconstruct."""
+        state = self.eval_net().state_dict() if state is None else state
+        t = {f"net.{k}": v.float() for k, v in state.items()}
         if self.Qinit_np is not None:
             t["Qinit"] = self.Q_t
         if self.phi_info["kind"] == "stored":
@@ -623,13 +628,21 @@ class _Run:
               "history": self.history, "best": self.best, "acc": self.acc,
               "wall_seconds": self.wall_seconds(), "cpu_seconds": self.cpu_seconds(),
               "init_from_record": self.init_record}
-        ckpt.save(self.ckpt_path, self.net, self.opt, st, perm=self.perm, ema=self.ema)
+        ckpt.save(self.ckpt_path, self.net, self.opt, st, perm=self.perm, ema=self.ema,
+                  best=self.best_state)
 
     def record_best(self, psnr, row):
         self.best = {"val_psnr": psnr, "epoch": row["epoch"], "train_loss": row["train_loss"]}
-        wt.save(self.run_dir / "best.safetensors", self.weight_tensors(),
+        self.best_state = {k: v.detach().cpu().clone()
+                           for k, v in self.eval_net().state_dict().items()}
+        self.write_best(row)
+
+    def write_best(self, row):
+        """``best.safetensors``: the best epoch's network (``best_state``) in the weights
+        format, what the run installs when it ends."""
+        wt.save(self.run_dir / "best.safetensors", self.weight_tensors(self.best_state),
                 {**self.base_meta(), "name": self.name, "epochs_done": row["epoch"],
-                 "best_epoch": row["epoch"], "val_psnr": psnr,
+                 "best_epoch": row["epoch"], "val_psnr": self.best["val_psnr"],
                  "final_train_loss": row["train_loss"], "wall_seconds": self.wall_seconds()})
 
     # -- "epoch 0" ---------------------------------------------------------------------------
@@ -650,11 +663,20 @@ class _Run:
 
     def recover_best(self):
         """A resumed run whose best epoch's weights (``best.safetensors``) are missing: a
-        checkout that carried only the checkpoint. Those weights are gone, so the best is
-        chosen again among what is here: the checkpoint's own weights when it was written at
-        an epoch's end (validated again now), then every later epoch."""
+        checkout that carried only the checkpoint. The checkpoint carries the best epoch's
+        network, and the file is written again from it. A checkpoint made before checkpoints
+        carried it has lost those weights, so the best is chosen again among what is here:
+        the checkpoint's own weights when it was written at an epoch's end (validated again
+        now), then every later epoch."""
         best_file = self.run_dir / "best.safetensors"
         if self.best.get("epoch") is None or best_file.is_file():
+            return
+        rows = [r for r in self.history if r["epoch"] == self.best["epoch"]]
+        if self.best_state is not None and rows:
+            self.write_best(rows[-1])
+            self.log(f"{self.run_dir}: the best epoch's weights (epoch {self.best['epoch']}, "
+                     f"val PSNR {self.best['val_psnr']:.2f} dB) written again from the "
+                     f"checkpoint")
             return
         lost = self.best
         self.best = {"val_psnr": -float("inf"), "epoch": None}

@@ -1,12 +1,13 @@
 """Stage in git the training state that must outlive this machine (``make save-training``).
 
 Every run folder of ``zoo_runs/`` keeps its ``log.csv`` and ``start.json`` in git. A run still
-in progress also keeps its ``checkpoint.safetensors`` (where training resumes) and its
-``best.safetensors`` (its best epoch so far, which a later epoch may not beat), both added past
-``.gitignore``; without the second, a fresh checkout resumes the run but has lost its best
-epoch. A run that has ended (its budget spent, or the stop rule) has had its best epoch
-installed in ``learned/weights/`` or refused, so its weights files leave the index and stay on
-disk. A zoo run is in progress while its log has not ended under its plan
+in progress also keeps its ``checkpoint.safetensors`` (where training resumes), added past
+``.gitignore``. The checkpoint carries the run's best epoch so far (which a later epoch may
+not beat), and a resumed run writes ``best.safetensors`` again from it, so that file (the same
+network with Qinit, about 2 MB more) leaves the index; it is kept only beside a checkpoint
+made before checkpoints carried the best epoch. A run that has ended (its budget spent, or
+the stop rule) has had its best epoch installed in ``learned/weights/`` or refused, so its
+weights files leave the index and stay on disk. A zoo run is in progress while its log has not ended under its plan
 (``cs_bench.paper.zoo``); a training-study run while it has a checkpoint (a finished study run
 deletes its own).
 
@@ -20,10 +21,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cs_bench.learned.checkpoint import read_best
 from cs_bench.paper import zoo
 
 RUNS = Path(zoo.RUNS)
-WEIGHTS = ("checkpoint.safetensors", "best.safetensors")
+CHECKPOINT, BEST = "checkpoint.safetensors", "best.safetensors"
+WEIGHTS = (CHECKPOINT, BEST)
 RECORDS = ("log.csv", zoo.START)
 
 
@@ -39,16 +42,18 @@ def in_progress(run):
 
 def changes():
     """(files to add, files to leave the index): every run's records; an in-progress run's
-    weights files; an ended run's tracked weights files."""
+    checkpoint (and its best epoch's file where the checkpoint does not carry that epoch);
+    the other tracked weights files."""
     tracked = set(subprocess.run(["git", "ls-files", "--", str(RUNS)], capture_output=True,
                                  text=True, check=True).stdout.split())
     add, drop = [], []
     for run in sorted(p for p in RUNS.iterdir() if p.is_dir()):
         add += [run / f for f in RECORDS if (run / f).is_file()]
+        keep = []
         if in_progress(run):
-            add += [run / f for f in WEIGHTS if (run / f).is_file()]
-        else:
-            drop += [run / f for f in WEIGHTS if (run / f).as_posix() in tracked]
+            keep = [CHECKPOINT] if read_best(run / CHECKPOINT) is not None else list(WEIGHTS)
+            add += [run / f for f in keep if (run / f).is_file()]
+        drop += [run / f for f in WEIGHTS if f not in keep and (run / f).as_posix() in tracked]
     return add, drop
 
 
@@ -64,7 +69,9 @@ def main(argv=None):
         if f.suffix == ".safetensors":
             print(f"keep  {f} ({f.stat().st_size / 1e6:.1f} MB)")
     for f in drop:
-        print(f"untrack {f} (the run has ended; the file stays on disk)")
+        why = "its checkpoint carries it" if f.name == BEST and (f.parent / CHECKPOINT) in add \
+            else "the run has ended"
+        print(f"untrack {f} ({why}; the file stays on disk)")
     if args.dry_run:
         return 0
     if add:

@@ -104,14 +104,48 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, blocks
 
 
 @pytest.mark.parametrize("stop", [8, 6], ids=["at-an-epoch-end", "mid-epoch"])
+def test_resume_without_best_safetensors_writes_it_again_from_the_checkpoint(tmp_path, blocks,
+                                                                             stop):
+    """A checkout that carried only the checkpoint: it carries the best epoch's network, so
+    the resumed run has the same best epoch, with the same tensors, as one that kept the
+    file; it is installed when no later epoch beats it."""
+    cfg = _cfg(tmp_path, "carried", epochs=3, max_steps=stop)
+    first = train(cfg, trainset=blocks, progress=False, log=_quiet)
+    best = tmp_path / "runs" / "carried" / "best.safetensors"
+    kept = _weights(best)
+    best.unlink()
+    lines = []
+    cfg.max_steps = 1  # one step more: no epoch ends, the best stays
+    res = train(cfg, resume=True, trainset=blocks, progress=False, log=lines.append)
+    assert any("written again from the checkpoint" in line for line in lines)
+    assert res["best"] == first["best"]
+    again = _weights(best)
+    assert again.keys() == kept.keys() and all(torch.equal(again[k], kept[k]) for k in kept)
+    assert wt.read_meta(best)["best_epoch"] == first["best"]["epoch"]
+
+
+def _drop_best_from_checkpoint(path):
+    """The checkpoint as written before checkpoints carried the best epoch's network."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("best.")}
+    save_file(tensors, str(path), metadata=meta)
+
+
+@pytest.mark.parametrize("stop", [8, 6], ids=["at-an-epoch-end", "mid-epoch"])
 def test_resume_without_the_best_epochs_weights_chooses_the_best_again(tmp_path, blocks, stop):
-    """A checkout that carried the checkpoint but not best.safetensors: the lost best is not
-    claimed; the checkpoint's own weights (when written at an epoch's end, validated again)
-    and the later epochs compete, and what is installed validates as recorded."""
+    """An older checkpoint that does not carry the best epoch's network, and no
+    best.safetensors: the lost best is not claimed; the checkpoint's own weights (when
+    written at an epoch's end, validated again) and the later epochs compete, and what is
+    installed validates as recorded."""
     cfg = _cfg(tmp_path, "lost", epochs=3, max_steps=stop)
     assert train(cfg, trainset=blocks, progress=False, log=_quiet)["status"] == "stopped"
     best = tmp_path / "runs" / "lost" / "best.safetensors"
     best.unlink()
+    _drop_best_from_checkpoint(tmp_path / "runs" / "lost" / "checkpoint.safetensors")
     lines = []
     cfg.max_steps = None
     res = train(cfg, resume=True, trainset=blocks, progress=False, log=lines.append)

@@ -71,6 +71,25 @@ def test_unfinished_runs_keep_their_weights_and_ended_runs_leave_the_index(save,
     assert "staged" in capsys.readouterr().out
 
 
+def test_a_checkpoint_carrying_the_best_epoch_is_kept_alone(save, tmp_path, capsys):
+    """The checkpoint carries the best epoch's network, so the run's best.safetensors (the
+    same network with Qinit) leaves the index and stays on disk."""
+    import torch
+    from safetensors.torch import save_file
+
+    run = _run(tmp_path, "ista-net_r0.3_np9_nf32", 3)  # 3 of 32 epochs
+    _git("add", "-f", "zoo_runs")
+    _git("commit", "-qm", "an earlier session: the checkpoint and the best epoch's file")
+    save_file({"net.w": torch.ones(2), "best.w": torch.zeros(2)},
+              str(run / "checkpoint.safetensors"))
+    assert save.main([]) == 0
+    staged = set(_git("diff", "--cached", "--no-renames", "--name-status").splitlines())
+    assert f"M\tzoo_runs/{run.name}/checkpoint.safetensors" in staged
+    assert f"D\tzoo_runs/{run.name}/best.safetensors" in staged
+    assert (run / "best.safetensors").is_file()
+    assert "its checkpoint carries it" in capsys.readouterr().out
+
+
 def test_outside_the_repository_root_is_one_line(save, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path / ".git")
     assert save.main([]) == 2
