@@ -662,14 +662,24 @@ class _Run:
         _write_log(self.run_dir / "log.csv", self.history)
 
     def recover_best(self):
-        """A resumed run whose best epoch's weights (``best.safetensors``) are missing: a
-        checkout that carried only the checkpoint. The checkpoint carries the best epoch's
-        network, and the file is written again from it. A checkpoint made before checkpoints
-        carried it has lost those weights, so the best is chosen again among what is here:
-        the checkpoint's own weights when it was written at an epoch's end (validated again
-        now), then every later epoch."""
+        """The best epoch of a resumed run, in its checkpoint and in ``best.safetensors``.
+
+        * The checkpoint carries it and the file is missing (a checkout that carried only
+          the checkpoint): the file is written again from the checkpoint.
+        * An older checkpoint that does not carry it: it is read from the file, and every
+          later checkpoint carries it.
+        * Neither has it: those weights are lost, so the best is chosen again among what is
+          here: the checkpoint's own weights when it was written at an epoch's end (validated
+          again now), then every later epoch.
+        """
         best_file = self.run_dir / "best.safetensors"
-        if self.best.get("epoch") is None or best_file.is_file():
+        if self.best.get("epoch") is None:
+            return
+        if best_file.is_file():
+            if self.best_state is None:
+                self.best_state = {k[len("net."):]: v
+                                   for k, v in wt.read_tensors(best_file).items()
+                                   if k.startswith("net.")}
             return
         rows = [r for r in self.history if r["epoch"] == self.best["epoch"]]
         if self.best_state is not None and rows:

@@ -135,6 +135,23 @@ def _drop_best_from_checkpoint(path):
     save_file(tensors, str(path), metadata=meta)
 
 
+def test_an_older_checkpoint_takes_the_best_epoch_from_best_safetensors(tmp_path, blocks):
+    """A checkpoint that does not carry the best epoch, beside its best.safetensors: the
+    resumed run's next checkpoint carries that file's network."""
+    from cs_bench.learned.checkpoint import read_best
+
+    cfg = _cfg(tmp_path, "older", epochs=3, max_steps=6)
+    train(cfg, trainset=blocks, progress=False, log=_quiet)
+    run = tmp_path / "runs" / "older"
+    _drop_best_from_checkpoint(run / "checkpoint.safetensors")
+    assert read_best(run / "checkpoint.safetensors") is None
+    cfg.max_steps = 1
+    train(cfg, resume=True, trainset=blocks, progress=False, log=_quiet)
+    carried, file = read_best(run / "checkpoint.safetensors"), _weights(run / "best.safetensors")
+    assert carried.keys() == {k[4:] for k in file if k.startswith("net.")}
+    assert all(torch.equal(carried[k], file[f"net.{k}"]) for k in carried)
+
+
 @pytest.mark.parametrize("stop", [8, 6], ids=["at-an-epoch-end", "mid-epoch"])
 def test_resume_without_the_best_epochs_weights_chooses_the_best_again(tmp_path, blocks, stop):
     """An older checkpoint that does not carry the best epoch's network, and no
