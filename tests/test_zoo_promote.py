@@ -337,3 +337,17 @@ def test_an_interrupted_regrow_resumes_though_the_old_weights_spent_their_budget
     assert (step.action, step.why) == ("trains", "")  # resumes, no restart
     (run / "log.csv").write_text("epoch,val_psnr\n0,21.0\n1,20.9\n")  # ended, did not beat
     assert zoo.next_step(zoo.entry(DERIVED), root=str(tmp_path)).action == "done"
+
+
+def test_the_zoo_list_says_what_a_run_has_left_at_its_pace(tmp_path):
+    """The CPU-hours a run's remaining epochs cost at most, at the median CPU-seconds per
+    epoch of its last epochs (its log's cumulative ``cpu_seconds``)."""
+    run = tmp_path / "zoo_runs" / NAME
+    run.mkdir(parents=True)
+    rows = [f"{k},{20 + k / 10},{900 * k + (300 if k == 2 else 0)}" for k in range(5)]
+    (run / "log.csv").write_text("epoch,val_psnr,cpu_seconds\n" + "\n".join(rows) + "\n")
+    line = zoo.describe(zoo.Step("trains", str(run), epochs=12))
+    assert line == f"trains in {NAME}: 4 of 12 epochs done, at most 2.0 CPU-h left at its pace"
+    (run / "log.csv").write_text("epoch,val_psnr\n0,20.0\n1,20.1\n")  # no CPU time recorded
+    assert zoo.describe(zoo.Step("trains", str(run), epochs=12)) == \
+        f"trains in {NAME}: 1 of 12 epochs done"

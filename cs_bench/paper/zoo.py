@@ -514,7 +514,28 @@ def describe(step):
         f"{'continues' if step.action == 'continues' else 'trains'} in {run}")
     now = ", training now" if _holder(step.run) else ""
     of = f" of {step.epochs}" if step.epochs else ""
-    return f"{what}: {done}{of} epochs done{now}"
+    per = epoch_cpu_seconds(rows) if step.epochs and not step.why else None
+    left = (f", at most {(step.epochs - done) * per / 3600:.1f} CPU-h left at its pace"
+            if per and step.epochs > done else "")
+    return f"{what}: {done}{of} epochs done{left}{now}"
+
+
+def epoch_cpu_seconds(rows, last=5):
+    """The CPU-seconds one epoch of a run costs: the median over its last ``last`` epochs of
+    the process CPU time its log (``cpu_seconds``, cumulative) records per epoch; None
+    before two epochs with it. The median passes over the epochs that also paid for a
+    restart (loading, compiling) or shared the CPU with other work.
+
+    >>> epoch_cpu_seconds([{"epoch": k, "cpu_seconds": 600 * k + (90 if k == 3 else 0)}
+    ...                    for k in range(6)])
+    600.0
+    """
+    import statistics
+
+    t = [(int(float(r["epoch"])), float(r["cpu_seconds"])) for r in rows
+         if r.get("cpu_seconds") not in (None, "")]
+    steps = [(b - a) / (k - j) for (j, a), (k, b) in zip(t, t[1:]) if k > j and b > a]
+    return statistics.median(steps[-last:]) if steps else None
 
 
 def _holder(run_dir):
