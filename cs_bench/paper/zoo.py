@@ -181,9 +181,6 @@ class Plan:
 CONTINUE = {"ista-net_r0.25_np9_nf32": Plan(40, ("onecycle", 3e-4)),
             "fista-net_r0.25_np9_nf32": Plan(40, ("onecycle", 3e-4)),  # the same
             "ista-net_r0.1_np9_nf32": Plan(16, ("onecycle", 3e-4)),
-            # the start of 0.5 and 0.6: the authors' 0.4 model run at 0.5 and 0.6 lands within
-            # 0.2 dB of the paper's per-ratio models, so a stronger 0.4 lifts all three
-            "ista-net_r0.4_np9_nf32": Plan(40, ("onecycle", 3e-4)),
             # where Enhanced ReconNet lags the paper most (4.2-4.5 dB after its 5 epochs, its
             # validation still rising): a warm restart at its first run's peak rate
             **{f"reconnet-enhanced_r{r}": Plan(40, ("onecycle", 1e-3)) for r in ("0.5", "0.6")}}
